@@ -1,5 +1,4 @@
 """The HTML report: page, plots, relative references, escaping, and a real browser's view."""
-import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -139,42 +138,36 @@ def test_empty_history_is_a_user_error(tmp_path):
         report.render_report(tmp_path / "history.jsonl", tmp_path / "out")
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
-def test_page_renders_offline_in_headless_chromium(tmp_path):
+def plot_coloured_pixels(page: Path, tmp_path: Path) -> int:
+    """Screenshot `page` in headless Chromium; count pixels of the plots' first line colour
+    (matplotlib's tab:blue, #1f77b4), which nothing but the images draws."""
     np = pytest.importorskip("numpy")
     from matplotlib.image import imread
-    page = report.render_report(several_runs(), tmp_path / "report")
     shot = tmp_path / "shot.png"
-    profile = tmp_path / "profile"
-
     subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-                    "--disable-background-networking", f"--user-data-dir={profile}",
+                    "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}",
                     "--window-size=1280,2400", "--hide-scrollbars", f"--screenshot={shot}",
                     page.as_uri()], check=True, capture_output=True, timeout=120)
-
     assert shot.read_bytes().startswith(PNG_MAGIC)
     pixels = (imread(shot)[:, :, :3] * 255).round()
-    # the plots' first line colour (matplotlib's C0, #1f77b4) appears only if the images loaded
-    blue = (np.abs(pixels - [31, 119, 180]).max(axis=2) <= 8).sum()
-    assert blue > 500, f"only {blue} plot-coloured pixels: the images did not render"
+    return int((np.abs(pixels - [31, 119, 180]).max(axis=2) <= 8).sum())
 
 
-def test_chromium_check_would_see_missing_images(tmp_path):
-    """The colour check above can fail: without the images the page has no plot colour."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    np = pytest.importorskip("numpy")
-    from matplotlib.image import imread
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
+
+
+@needs_chromium
+def test_page_renders_offline_in_headless_chromium(tmp_path):
+    page = report.render_report(several_runs(), tmp_path / "report")
+
+    assert plot_coloured_pixels(page, tmp_path) > 500
+
+
+@needs_chromium
+def test_chromium_check_sees_missing_images(tmp_path):
+    """The check above can fail: without its images the page shows no plot colour."""
     page = report.render_report(several_runs(), tmp_path / "report")
     for source in image_sources(page):
         (page.parent / source).unlink()
-    shot = tmp_path / "shot.png"
 
-    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-                    "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}",
-                    "--window-size=1280,2400", f"--screenshot={shot}", page.as_uri()],
-                   check=True, capture_output=True, timeout=120)
-
-    pixels = (imread(shot)[:, :, :3] * 255).round()
-    assert (np.abs(pixels - [31, 119, 180]).max(axis=2) <= 8).sum() == 0
-    assert shutil.which(CHROMIUM)
+    assert plot_coloured_pixels(page, tmp_path) == 0
