@@ -22,15 +22,14 @@ from pathlib import Path
 
 from .errors import UserError
 
-# "ran": its actions ran and succeeded; "skipped": doit found it up to date;
-# "failed": its actions failed; "not-run": the run ended before reaching it.
-TASK_STATUSES = ("ran", "skipped", "failed", "not-run")
 MEDIAN_WINDOW = 10
 
 
 @dataclass(frozen=True)
 class TaskRun:
     name: str
+    # "ran": its actions ran and succeeded; "skipped": doit found it up to date;
+    # "failed": its actions failed; "not-run": the run ended before reaching it.
     status: str
     seconds: float = 0.0
 

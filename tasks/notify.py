@@ -84,7 +84,7 @@ def body(event: BuildEvent, tail: list[str]) -> str:
              ("ISO", event.iso_name), ("Started", event.start), ("Ended", event.end)]
     lines = [f"{name}: {value}" for name, value in facts if value]
     if event.log_path:
-        lines += ["", f"Last {len(tail)} lines of the log:", "", *tail, "",
+        lines += ["", "End of the log:", "", *tail, "",
                   f"Full build log at {event.log_path}"]
     return "\n".join(lines) + "\n"
 
@@ -99,21 +99,22 @@ def read_log_tail(log_path, count: int = TAIL_LINES) -> list[str]:
         return [f"(log {log_path} could not be read: {reason(exc)})"]
 
 
-def tail_lines(path, count: int, block_size: int = 65536) -> list[str]:
+def tail_lines(path, count: int, block_size: int = 65536, max_bytes: int = 1 << 20) -> list[str]:
     """The last `count` lines of `path`, read backwards from the end in blocks.
 
-    A build log can be gigabytes; only the blocks holding the tail are read.
+    A build log can be gigabytes; only the blocks holding the tail are read, and never more
+    than `max_bytes`, so a log of endless progress output without newlines stays cheap.
     """
     if count <= 0:
         return []
     with open(path, "rb") as log:
-        pos = log.seek(0, os.SEEK_END)
+        pos = end = log.seek(0, os.SEEK_END)
         blocks = []
         newlines = 0
         # count + 1 newlines guarantee `count` complete lines even when the last one is
         # unterminated and the first block starts mid-line.
-        while pos > 0 and newlines <= count:
-            step = min(block_size, pos)
+        while pos > 0 and newlines <= count and end - pos < max_bytes:
+            step = min(block_size, pos, max_bytes - (end - pos))
             pos -= step
             log.seek(pos)
             block = log.read(step)

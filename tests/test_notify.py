@@ -209,6 +209,13 @@ def test_tail_lines_small_and_empty_files(tmp_path):
     assert notify.tail_lines(short, 2) == ["two", "\ufffd\ufffd broken utf-8"]
 
 
+def test_tail_lines_reads_at_most_max_bytes(tmp_path):
+    path = tmp_path / "progress.log"
+    path.write_bytes(b"start\n" + b"#" * 10_000 + b"\nlast\n")
+
+    assert notify.tail_lines(path, 100, block_size=256, max_bytes=1000) == ["#" * 994, "last"]
+
+
 def test_url_origin_hides_path_and_credentials():
     assert notify.url_origin("https://user:pw@hooks.example.org:8443/T0K3N?x=1") == \
         "https://hooks.example.org:8443"
