@@ -20,8 +20,8 @@ _END = None
 class _Worker:
     """One hash object fed from a queue by a thread of its own."""
 
-    def __init__(self, name, depth):
-        self.hasher = hashlib.new(name)
+    def __init__(self, name, hasher, depth):
+        self.hasher = hasher
         self.queue = queue.Queue(maxsize=depth)
         self.error = None
         self.thread = threading.Thread(target=self._run, name=f"hash-{name}", daemon=True)
@@ -50,13 +50,14 @@ class MultiHasher:
     """Feed chunks with `update`; read `hexdigests()` at the end."""
 
     def __init__(self, algorithms, depth: int = QUEUE_DEPTH):
-        names = list(dict.fromkeys(algorithms))
-        if len(names) > 1:
-            self.workers = {name: _Worker(name, depth) for name in names}
+        # All hash objects first: an unknown name fails before any thread starts.
+        hashers = {name: hashlib.new(name) for name in dict.fromkeys(algorithms)}
+        if len(hashers) > 1:
+            self.workers = {name: _Worker(name, h, depth) for name, h in hashers.items()}
             self.hashers = None
         else:
             self.workers = None
-            self.hashers = {name: hashlib.new(name) for name in names}
+            self.hashers = hashers
         self.digests = None
 
     def update(self, chunk) -> None:
