@@ -16,6 +16,7 @@ import re
 import shutil
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -152,20 +153,23 @@ class PartFile:
     """A `.part` file and the running digests of the bytes in it.
 
     Pieces are written as they arrive, so a dropped connection loses nothing already
-    received; they are hashed in CHUNK-sized batches, which keeps the hashing threads busy.
+    received. They are hashed in CHUNK-sized batches on a worker thread, one batch at a
+    time, so the next batch is read from the network while the previous one is hashed.
     """
 
     def __init__(self, path: Path, size: int):
         self.path = path
         self.stream = open(path, "r+b" if path.exists() else "w+b")
+        self.worker = ThreadPoolExecutor(max_workers=1)
         self.hasher = MultiHasher(ALGORITHMS)
+        self.hashing = None  # the batch being hashed
         self.pending = bytearray()
         self.length = 0
         if path.stat().st_size > size:  # not a prefix of this file: start over
             self.stream.truncate(0)
         # Bytes left by an earlier attempt are hashed again so the digests cover the whole file.
         while chunk := self.stream.read(CHUNK):
-            self.hasher.update(chunk)
+            self.submit(chunk)
             self.length += len(chunk)
 
     def append(self, piece: bytes) -> None:
@@ -175,12 +179,22 @@ class PartFile:
         if len(self.pending) >= CHUNK:
             self.hash_pending()
 
+    def submit(self, batch) -> None:
+        self.wait()
+        self.hashing = self.worker.submit(self.hasher.update, batch)
+
+    def wait(self) -> None:
+        if self.hashing is not None:
+            self.hashing.result()
+            self.hashing = None
+
     def hash_pending(self) -> None:
         if self.pending:
-            self.hasher.update(self.pending)
-            self.pending = bytearray()  # a new buffer: a hashing thread may still hold a view of the old
+            self.submit(self.pending)
+            self.pending = bytearray()  # the submitted buffer must not change while it is hashed
 
     def restart(self) -> None:
+        self.wait()
         self.stream.seek(0)
         self.stream.truncate(0)
         self.hasher.hexdigests()
@@ -190,12 +204,14 @@ class PartFile:
 
     def finish(self) -> dict:
         self.hash_pending()
+        self.wait()
         self.stream.flush()
         os.fsync(self.stream.fileno())
         self.stream.close()
         return self.hasher.hexdigests()
 
     def close(self) -> None:
+        self.worker.shutdown(cancel_futures=True)
         if not self.stream.closed:
             self.stream.close()
             self.hasher.hexdigests()

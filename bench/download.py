@@ -1,0 +1,122 @@
+"""Download + SHA512 + BLAKE2B of one large file from a loopback HTTP server: ours (hashing
+while downloading) against `curl -o` followed by `sha512sum` and `b2sum`.
+
+Both read the same file from the same server (Python's http.server in a subprocess), so
+the ratio compares the client side only. Target: ratio <= 0.7.
+
+    python bench/download.py [--size 1G] [--rounds 2]
+"""
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tasks import mirror  # noqa: E402
+
+BLOCK = 16 * 1024 * 1024
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip().upper().removesuffix("IB").removesuffix("B")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def make_file(path: Path, size: int) -> None:
+    """`size` bytes of incompressible data (a random block repeated: hashing cost does not
+    depend on the content)."""
+    block = os.urandom(BLOCK)
+    with open(path, "wb") as out:
+        remaining = size
+        while remaining:
+            out.write(block[:min(remaining, BLOCK)])
+            remaining -= min(remaining, BLOCK)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(directory: Path):
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
+                               str(directory), str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return server, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    server.kill()
+    raise SystemExit("http.server did not start")
+
+
+def ours(url: str, out: Path, size: int) -> dict:
+    with open(os.devnull, "w") as quiet:
+        return mirror.download(mirror.make_session(), url, out, size, quiet)
+
+
+def baseline(url: str, out: Path) -> dict:
+    subprocess.run(["curl", "-sS", "--fail", "-o", str(out), url], check=True)
+    sha512 = subprocess.run(["sha512sum", str(out)], check=True, capture_output=True, text=True).stdout.split()[0]
+    blake2b = subprocess.run(["b2sum", str(out)], check=True, capture_output=True, text=True).stdout.split()[0]
+    return {"sha512": sha512, "blake2b": blake2b}
+
+
+def timed(function, *args):
+    start = time.perf_counter()
+    result = function(*args)
+    return time.perf_counter() - start, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="1G", help="file size, e.g. 1G, 256M (default 1G)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each; the best counts")
+    args = parser.parse_args()
+    size = parse_size(args.size)
+    with tempfile.TemporaryDirectory(prefix="bench-download-", dir="/var/tmp") as tmp:
+        tmp = Path(tmp)
+        served = tmp / "served"
+        served.mkdir()
+        make_file(served / "seed.tar.xz", size)
+        server, base = start_server(served)
+        url = f"{base}/seed.tar.xz"
+        try:
+            times = {"ours": [], "curl+sha512sum+b2sum": []}
+            for _ in range(args.rounds):
+                out = tmp / "ours.part"
+                elapsed, ours_digests = timed(ours, url, out, size)
+                out.unlink()
+                times["ours"].append(elapsed)
+                out = tmp / "curl.out"
+                elapsed, curl_digests = timed(baseline, url, out)
+                out.unlink()
+                times["curl+sha512sum+b2sum"].append(elapsed)
+                if ours_digests != curl_digests:
+                    raise SystemExit(f"digests differ: {ours_digests} != {curl_digests}")
+        finally:
+            server.terminate()
+            server.wait()
+    best = {name: min(values) for name, values in times.items()}
+    print(f"file size: {size} bytes ({size / (1 << 20):.0f} MiB), {args.rounds} rounds, best of each")
+    for name, seconds in best.items():
+        print(f"{name:>22}: {seconds:.2f} s ({size / seconds / (1 << 20):.0f} MiB/s)"
+              f"  all: {', '.join(f'{t:.2f}' for t in times[name])}")
+    ratio = best["ours"] / best["curl+sha512sum+b2sum"]
+    print(f"ratio ours / baseline: {ratio:.2f} (target <= 0.70)")
+
+
+if __name__ == "__main__":
+    main()
