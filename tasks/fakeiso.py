@@ -347,7 +347,7 @@ def write_with_pycdlib(dest, volid, tree, squashfs, bios, efi) -> None:
     if efi:
         iso.add_eltorito(iso9660_name("efi.img", False), bootcatfile="/BOOT.CAT;1",
                          rr_bootcatname="boot.cat", joliet_bootcatfile="/boot.cat",
-                         efi=True, media_name="noemul")
+                         efi=True, platform_id=0xEF, media_name="noemul")
     out = io.BytesIO()
     iso.write_fp(out)
     iso.close()
