@@ -1,0 +1,42 @@
+"""`check`: everything that can be wrong before Catalyst runs, found in under a second."""
+from pathlib import Path
+
+from . import context, render
+from .errors import UserError, doit_action
+from .reporter import say
+
+__all__ = ["task_check"]
+
+
+def kernel_findings(build) -> list:
+    """Kernel-config rule findings (errors and obsolete-rule notes) for the configured kernel."""
+    from . import kconfig
+    path = Path(build.get("kernel.config"))
+    return kconfig.check(
+        kconfig.read_config(path), build.get("kernel.rules"), build.get("kernel.extra_rules"),
+        fragment=build.get("kernel.mode") == "dist", strict_legacy=build.get("kernel.strict_legacy"),
+        source=str(path.relative_to(context.ROOT)) if path.is_relative_to(context.ROOT) else str(path))
+
+
+@doit_action
+def run_check() -> None:
+    build = context.current()
+    _, problems = render.render_all(build, for_check=True)
+    for finding in kernel_findings(build):
+        if finding.level == "error":
+            problems.append(finding.message)
+        else:
+            say(f"   note: {finding.message}")
+    if problems:
+        raise UserError("\n".join(problems))
+
+
+def task_check():
+    """Check config, render and lint every spec, and check the kernel config (no Catalyst)."""
+    build = context.current()
+    templates = sorted(render.SPECS_DIR.glob("*.j2"))
+    return {
+        "actions": [run_check],
+        "file_dep": [build.config.path, Path(build.get("kernel.config")), *templates],
+        "verbosity": 2,
+    }

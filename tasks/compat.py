@@ -1,0 +1,49 @@
+"""`compat`: the kernel and ZFS versions the pinned tree gives, checked against each other."""
+import dataclasses
+from doit.tools import config_changed
+
+from . import context, pins
+from .context import ROOT
+from .errors import doit_action
+from .reporter import say
+
+__all__ = ["task_compat"]
+
+RANGES = ROOT / "kernel-configs" / "zfs-kernel-ranges.json"
+
+
+def kernel_settings(build) -> dict:
+    return {key: build.get(key) for key in ("arch", "kernel.mode", "kernel.sources", "kernel.version")}
+
+
+@doit_action
+def check_compat() -> None:
+    from . import zfscompat
+    build = context.current()
+    sqfs = build.paths.snapshot(build.snapshot_pin["sha"])
+    result = zfscompat.snapshot_compat(sqfs, **zfscompat_arguments(build), ranges_path=RANGES)
+    pins.write(build.paths.pin("compat"), dataclasses.asdict(result))
+    say(f"   compat: {result.kernel_package}-{result.kernel_version} with "
+        f"{result.zfs_package}-{result.zfs_version} (supports Linux {result.linux_min} to {result.linux_max})")
+
+
+def zfscompat_arguments(build) -> dict:
+    dist = build.get("kernel.mode") == "dist"
+    return {
+        "arch": build.get("arch"),
+        "kernel_package": "sys-kernel/gentoo-kernel" if dist else build.get("kernel.sources"),
+        "kernel_pin": build.get("kernel.version"),
+    }
+
+
+def task_compat():
+    """Check that the pinned tree's kernel is one its ZFS release supports."""
+    build = context.current()
+    return {
+        "actions": [check_compat],
+        "file_dep": [build.paths.pin("snapshot"), RANGES],
+        "targets": [build.paths.pin("compat")],
+        "uptodate": [config_changed(kernel_settings(build))],
+        "task_dep": ["snapshot"],
+        "verbosity": 2,
+    }

@@ -1,0 +1,94 @@
+"""`seed`: the stage3 that stage1 starts from, verified, placed under a fixed name, pinned."""
+import re
+from pathlib import Path
+
+from . import context, pins, stamps
+from .errors import UserError, doit_action
+from .reporter import say
+
+__all__ = ["task_seed"]
+
+EXTENSION = re.compile(r"(\.tar(?:\.[A-Za-z0-9]+)?)$")
+
+
+def extension(name: str) -> str:
+    """`.tar.xz` of `stage3-amd64-openrc-20250101T000000Z.tar.xz`."""
+    match = EXTENSION.search(name)
+    if not match:
+        raise UserError(f"{name}: a seed must be a stage tarball (.tar, .tar.xz, .tar.bz2, ...)")
+    return match.group(1)
+
+
+def place_link(build, source: Path) -> Path:
+    """Point the fixed seed name at a local tarball (Catalyst follows symlinks)."""
+    from .atomic import symlink
+    target = build.paths.seed(extension(source.name))
+    for old in target.parent.glob(Path(build.paths.seed_subpath).name + ".*"):
+        if old != target:
+            old.unlink()
+    symlink(source, target)
+    return target
+
+
+def from_file(build, source: Path) -> dict:
+    from . import mirror
+    name, size, sha512 = mirror.verify_local_seed(source, build.get("seed.keyring"),
+                                                  build.get("seed.fingerprint"))
+    stamps.record(build.paths.stamps, source, sha512)
+    place_link(build, source)
+    return {"name": name, "size": size, "sha512": sha512, "source": str(source)}
+
+
+def from_mirrors(build, have: dict | None) -> dict:
+    from . import mirror
+    result = mirror.fetch_latest_seed(
+        build.get("seed.mirrors"), build.get("arch"), build.get("seed.flavour"),
+        build.get("seed.keyring"), build.get("seed.fingerprint"), build.paths.seed_work, have=have)
+    pin = {"name": result.name, "size": result.size, "sha512": result.sha512}
+    if result.path is None:
+        say(f"   seed: {result.name} is still the latest; nothing downloaded")
+        return have
+    target = build.paths.seed(extension(result.name))
+    mirror.place_seed(result.path, target, build.paths.old_seeds, build.get("seed.keep"))
+    stamps.record(build.paths.stamps, target, result.sha512)
+    return pin
+
+
+@doit_action
+def update_seed() -> None:
+    build = context.current()
+    have = pins.read(build.paths.pin("seed"))
+    if build.get("seed.file"):
+        pin = from_file(build, Path(build.get("seed.file")))
+    elif build.rehearsal:
+        from . import emulator
+        placeholder = emulator.make_seed(build.paths.seed_work / "stage3-placeholder.tar.xz")
+        say("   seed: emulator placeholder (no download in a rehearsal)")
+        pin = from_file(build, placeholder)
+    else:
+        pin = from_mirrors(build, have)
+    if pins.write(build.paths.pin("seed"), pin):
+        say(f"   seed: {pin['name']} ({pin['size']} bytes)")
+
+
+def is_current() -> bool:
+    """A downloaded seed stands until `refresh=1` (or the nightly) asks the mirror again."""
+    build = context.current()
+    pin = pins.read(build.paths.pin("seed"))
+    if pin is None or not build.paths.seed(extension(pin["name"])).exists():
+        return False
+    return not context.refresh()
+
+
+def task_seed():
+    """Verify and place the seed stage3 (seed.file, or the mirrors' latest, GnuPG-checked)."""
+    build = context.current()
+    task = {"actions": [update_seed], "targets": [build.paths.pin("seed")],
+            "task_dep": ["check"], "verbosity": 2}
+    if build.get("seed.file"):
+        task["file_dep"] = [build.get("seed.file")]
+    elif build.rehearsal:
+        task["uptodate"] = [True]
+    else:
+        task["uptodate"] = [is_current]
+    return task

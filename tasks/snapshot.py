@@ -1,0 +1,82 @@
+"""`snapshot`: the portage tree as a commit of gentoo.git, pinned, and its Catalyst squashfs."""
+from pathlib import Path
+
+from . import catalyst, context, pins
+from .errors import doit_action
+from .reporter import say
+
+__all__ = ["task_snapshot"]
+
+
+def resolve(build) -> tuple[str, str]:
+    """(sha, date) of the configured tree-ish; `stable` is fetched and its signature checked."""
+    from . import gitrepo
+    treeish, bare = build.get("snapshot.treeish"), build.paths.bare_repo
+    url = build.get("snapshot.repo_url")
+    if build.rehearsal:
+        from . import emulator
+        url = str(emulator.portage_upstream(build.paths.build_dir / "upstream" / "gentoo.git"))
+    if treeish == "stable":
+        sha = gitrepo.update_stable(bare, url)
+        if build.rehearsal:
+            say("   snapshot: emulated portage tree, commit signature not checked")
+        else:
+            gitrepo.verify_commit(bare, sha, build.get("snapshot.keyring"), build.get("snapshot.fingerprint"))
+    else:
+        gitrepo.ensure_commit(bare, url, treeish)
+        sha = treeish
+    return gitrepo.commit_info(bare, sha)
+
+
+def make_squashfs(build, sha: str) -> None:
+    """`catalyst -s <sha>`: Catalyst archives that commit into `<storedir>/snapshots/`."""
+    command = build.catalyst_command
+    catalyst.preflight(tuple(command), build.rehearsal)
+    log = catalyst.log_path(build.paths.logs, "snapshot")
+    code = catalyst.run([*command, "-c", str(build.paths.catalyst_conf), "-s", sha], log, "snapshot")
+    if code != 0:
+        catalyst.fail(log, f"snapshot: catalyst -s {sha} exited {code}")
+    if not build.paths.snapshot(sha).is_file():
+        catalyst.fail(log, f"snapshot: catalyst exited 0 but did not write {build.paths.snapshot(sha)}")
+
+
+@doit_action
+def update_snapshot() -> None:
+    from . import gitrepo, render
+    from .atomic import write_if_changed
+    build = context.current()
+    sha, date = resolve(build)
+    if not build.paths.snapshot(sha).is_file():
+        # catalyst -s reads catalyst.conf for its storedir; the specs task rewrites it later.
+        write_if_changed(build.paths.catalyst_conf, render.catalyst_conf(build))
+        write_if_changed(build.paths.catalystrc, render.catalystrc(build))
+        make_squashfs(build, sha)
+    pin = {"treeish": build.get("snapshot.treeish"), "sha": sha, "date": date,
+           "stamp": gitrepo.stamp_from_date(date)}
+    changed = pins.write(build.paths.pin("snapshot"), pin)
+    context.current.cache_clear()  # version_stamp 'auto' and the artifact names follow the pin
+    say(f"   snapshot: {sha} ({date}){' (new)' if changed else ''}")
+    gitrepo.prune_snapshots(build.paths.snapshots, build.get("snapshot.keep"), sha)
+
+
+def is_current() -> bool:
+    """The pin stands: its squashfs exists, it pins the configured tree-ish, no refresh asked."""
+    build = context.current()
+    pin = build.snapshot_pin
+    if pin is None or not build.paths.snapshot(pin["sha"]).is_file():
+        return False
+    if pin["treeish"] != build.get("snapshot.treeish"):
+        return False
+    return pin["treeish"] != "stable" or not context.refresh()
+
+
+def task_snapshot():
+    """Pin the portage tree (gentoo.git commit) and build its squashfs with catalyst -s."""
+    build = context.current()
+    return {
+        "actions": [update_snapshot],
+        "targets": [build.paths.pin("snapshot")],
+        "uptodate": [is_current],
+        "task_dep": ["check"],
+        "verbosity": 2,
+    }

@@ -1,0 +1,34 @@
+"""`specs`: the spec of every stage, catalyst.conf and catalystrc, rendered with the pins."""
+from . import atomic, context, render
+from .errors import UserError, doit_action
+
+__all__ = ["task_specs"]
+
+
+def outputs(build) -> list:
+    return [build.paths.spec(stage) for stage in render.chain(build)] + \
+        [build.paths.catalyst_conf, build.paths.catalystrc]
+
+
+@doit_action
+def write_specs() -> None:
+    build = context.current()
+    texts, problems = render.render_all(build)
+    if problems:
+        raise UserError("\n".join(problems))
+    for stage, text in texts.items():
+        atomic.write_if_changed(build.paths.spec(stage), text)
+    atomic.write_if_changed(build.paths.catalyst_conf, render.catalyst_conf(build))
+    atomic.write_if_changed(build.paths.catalystrc, render.catalystrc(build))
+
+
+def task_specs():
+    """Render and lint the stage specs, catalyst.conf and catalystrc with the current pins."""
+    build = context.current()
+    return {
+        "actions": [write_specs],
+        "file_dep": [build.config.path, build.paths.pin("snapshot"), *sorted(render.SPECS_DIR.glob("*.j2"))],
+        "targets": outputs(build),
+        "task_dep": ["check", "snapshot", "confdirs"],
+        "verbosity": 2,
+    }
