@@ -76,7 +76,7 @@ def check_status(status: list, fingerprint: str, source) -> str:
     valid = [fields for fields in status if fields and fields[0] == "VALIDSIG"]
     if not valid:
         raise UserError(f"{source}: not signed (no OpenPGP signature found): "
-                        "fetch it from a mirror that publishes the signed file")
+                        "only data signed by the pinned key is accepted")
     for fields in valid:
         if fields[-1].upper() != pinned:
             raise UserError(f"{source}: signed by key {fields[1]} (primary {fields[-1]}), "
