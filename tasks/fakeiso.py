@@ -14,6 +14,7 @@ import gzip
 import io
 import lzma
 import os
+import shutil
 import struct
 import subprocess
 import tempfile
@@ -58,32 +59,28 @@ def build_iso(dest, volid, kernel_release="6.12.41-gentoo-dist", zfs_version="2.
     releases = list(module_releases) if module_releases is not None else [kernel_release]
     if tools_version is None:
         tools_version = pvr_from_module_version(zfs_version)
-    if work_dir is None:
-        with tempfile.TemporaryDirectory(prefix="fakeiso-") as tmp:
-            return _build(Path(dest), volid, kernel_release, zfs_version, tools_version, releases,
-                          zfs_module, vermagic_release, module_compression, vdb_package, bios,
-                          efi, boot_args, Path(tmp), writer)
-    work = Path(work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    return _build(Path(dest), volid, kernel_release, zfs_version, tools_version, releases,
-                  zfs_module, vermagic_release, module_compression, vdb_package, bios, efi,
-                  boot_args, work, writer)
-
-
-def _build(dest, volid, kernel_release, zfs_version, tools_version, releases, zfs_module,
-           vermagic_release, module_compression, vdb_package, bios, efi, boot_args, work, writer):
-    live = work / "live-root"
-    write_live_root(live, releases, zfs_version, tools_version, zfs_module, vermagic_release,
-                    module_compression, vdb_package)
-    squashfs = work / "image.squashfs"
-    make_squashfs(live, squashfs)
-    tree = iso_tree(volid, kernel_release, boot_args, bios, efi)
-    if writer == "pycdlib":
-        write_with_pycdlib(dest, volid, tree, squashfs, bios, efi)
-    elif writer == "xorriso":
-        write_with_xorriso(dest, volid, tree, squashfs, bios, efi, work / "iso-root")
-    else:
+    if writer not in ("pycdlib", "xorriso"):
         raise ValueError(f"unknown ISO writer {writer!r}")
+    dest = Path(dest)
+    scratch = tempfile.TemporaryDirectory(prefix="fakeiso-") if work_dir is None else None
+    work = Path(scratch.name if scratch else work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        for leftover in ("live-root", "iso-root"):
+            shutil.rmtree(work / leftover, ignore_errors=True)
+        live = work / "live-root"
+        write_live_root(live, releases, zfs_version, tools_version, zfs_module, vermagic_release,
+                        module_compression, vdb_package)
+        squashfs = work / "image.squashfs"
+        make_squashfs(live, squashfs)
+        tree = iso_tree(volid, kernel_release, boot_args, bios, efi)
+        if writer == "pycdlib":
+            write_with_pycdlib(dest, volid, tree, squashfs, bios, efi)
+        else:
+            write_with_xorriso(dest, volid, tree, squashfs, bios, efi, work / "iso-root")
+    finally:
+        if scratch:
+            scratch.cleanup()
     return dest
 
 
@@ -214,7 +211,7 @@ def compress_module(data: bytes, compression):
 def write_live_root(root: Path, releases, zfs_version, tools_version, zfs_module,
                     vermagic_release, module_compression, vdb_package) -> None:
     """A merged-usr Gentoo live root with ZFS, as catalyst leaves it before gensquashfs."""
-    root.mkdir(parents=True, exist_ok=False)
+    root.mkdir(parents=True)
     for directory in ("usr/bin", "usr/lib", "usr/lib64", "etc", "var/db/pkg", "root", "dev",
                       "proc", "sys", "run", "tmp"):
         (root / directory).mkdir(parents=True, exist_ok=True)

@@ -218,6 +218,27 @@ def test_same_arguments_give_the_same_iso_tree_and_squashfs(tmp_path):
     assert first.stat().st_size == second.stat().st_size
 
 
+def test_work_dir_can_be_reused(tmp_path):
+    build(tmp_path, name="a.iso")
+    iso = fakeiso.build_iso(tmp_path / "b.iso", VOLID, work_dir=tmp_path / "work-a.iso",
+                            kernel_release=OLD)
+    assert isoinspect.verify_iso(iso, VOLID).kernel_release == OLD
+
+
+def test_iso_names_list_the_top_level(tmp_path):
+    import pycdlib
+    iso = pycdlib.PyCdlib()
+    iso.open(str(build(tmp_path, efi=False)))
+    try:
+        names = isoinspect.IsoNames(iso)
+        assert names.listdir("/") == sorted([".disk", "README.txt", "boot", "boot.cat",
+                                             "image.squashfs", "livecd"])
+        assert names.exists("/boot/gentoo") and not names.exists("/boot")
+        assert names.read("/boot/grub/grub.cfg").startswith(b"set default=0\n")
+    finally:
+        iso.close()
+
+
 def test_unusable_volume_id_is_refused(tmp_path):
     with pytest.raises(UserError, match="spaces"):
         fakeiso.build_iso(tmp_path / "x.iso", "catalyst 2026")
