@@ -42,8 +42,6 @@ def private_home(keyring, fingerprint: str):
 
     UserError when the key file is missing, holds no key, or lacks the pinned primary key.
     """
-    import gnupg
-
     pinned = normalise_fingerprint(fingerprint)
     keyring = Path(keyring) if keyring else None
     if keyring is None or not keyring.is_file():
@@ -52,12 +50,22 @@ def private_home(keyring, fingerprint: str):
     with tempfile.TemporaryDirectory(prefix="gnupghome-", ignore_cleanup_errors=True) as home:
         Path(home).chmod(0o700)
         (Path(home) / "gpg.conf").write_text(GPG_CONF)
-        imported = gnupg.GPG(gnupghome=home).import_keys_file(str(keyring))
+        imported = gpg(home).import_keys_file(str(keyring))
         primaries = {fpr.upper() for fpr in imported.fingerprints}
         if pinned not in primaries:
             raise UserError(f"OpenPGP keyring {keyring} does not contain the pinned key {pinned}: "
                             "use the right key file or fix the pinned fingerprint")
         yield home
+
+
+def gpg(home):
+    """A python-gnupg handle on `home`; UserError when the gpg program cannot be run."""
+    import gnupg
+
+    try:
+        return gnupg.GPG(gnupghome=home)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"gpg cannot be run ({exc}): install GnuPG (app-crypt/gnupg)") from exc
 
 
 def status_lines(text: str) -> list:
@@ -89,11 +97,9 @@ def verify_clearsigned(document, keyring, fingerprint: str, source) -> str:
 
     `source` (URL or file) names the document in errors.
     """
-    import gnupg
-
     data = document.encode() if isinstance(document, str) else document
     with private_home(keyring, fingerprint) as home:
-        result = gnupg.GPG(gnupghome=home).decrypt(data)
+        result = gpg(home).decrypt(data)
     check_status(status_lines(result.stderr), fingerprint, source)
     if result.returncode != 0:
         raise UserError(f"{source}: gpg failed to verify it (exit {result.returncode})")
@@ -102,14 +108,12 @@ def verify_clearsigned(document, keyring, fingerprint: str, source) -> str:
 
 def verify_detached(path, signature: bytes, keyring, fingerprint: str, source=None) -> None:
     """Check the detached `signature` over the file at `path` with the pinned key."""
-    import gnupg
-
     path = Path(path)
     source = source or path
     if not path.is_file():
         raise UserError(f"{path}: file to verify does not exist")
     with private_home(keyring, fingerprint) as home:
-        result = gnupg.GPG(gnupghome=home).verify_file(io.BytesIO(signature), data_filename=str(path))
+        result = gpg(home).verify_file(io.BytesIO(signature), data_filename=str(path))
     check_status(status_lines(result.stderr), fingerprint, source)
     if result.returncode != 0:
         raise UserError(f"{source}: gpg failed to verify it (exit {result.returncode})")

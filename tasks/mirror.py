@@ -335,7 +335,12 @@ def fetch_from_mirror(session, mirror, arch, flavour, keyring, fingerprint, work
     work_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_downloads(work_dir, name)
     part_path = work_dir / f"{name}.part"
+    resumed = part_path.exists() and part_path.stat().st_size > 0
     actual = download(session, tarball_url, part_path, size, progress_stream)
+    if resumed and any(actual[algorithm] != hexdigest for algorithm, hexdigest in expected.items()):
+        # The bytes of an earlier attempt (perhaps from another mirror) may be the bad ones.
+        part_path.unlink()
+        actual = download(session, tarball_url, part_path, size, progress_stream)
     try:
         check_digests(actual, expected, name, digests_url)
     except UserError:

@@ -369,3 +369,22 @@ def test_verify_local_seed_without_digests(tmp_path):
     assert mirror.verify_local_seed(seed)[2] == hashlib.sha512(DATA).hexdigest()
     with pytest.raises(UserError, match="does not exist"):
         mirror.verify_local_seed(tmp_path / "missing.tar.xz")
+
+
+def test_bad_part_file_of_an_earlier_run_is_downloaded_again(site, keys, placement):
+    placement.work.mkdir()
+    (placement.work / f"{NAME}.part").write_bytes(b"x" * 5000)
+    site.publish()
+    placement.update(keys, [site.url])
+    assert placement.dest.read_bytes() == DATA
+    assert [r.headers.get("Range") for r in site.requests_for(TARBALL_PATH)] == ["bytes=5000-", None]
+
+
+def test_chunked_body_ending_early(site, keys, placement):
+    def chunked_short(request):
+        return Response((DATA[i:i + 65536] for i in range(0, len(DATA) - 65536, 65536)), status=200)
+
+    site.publish(tarball=chunked_short)
+    expect_failure(placement, keys, [site.url], site.url + TARBALL_PATH, "ended after",
+                   f"signed listing says {len(DATA)}")
+    assert site.requests_for(TARBALL_PATH)[0].headers.get("Range") is None
