@@ -8,6 +8,7 @@ the ratio compares the client side only. Target: ratio <= 0.7.
 """
 import argparse
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -74,10 +75,17 @@ def baseline(url: str, out: Path) -> dict:
     return {"sha512": sha512, "blake2b": blake2b}
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) plus its reaped children (curl, sha512sum, b2sum)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def timed(function, *args):
-    start = time.perf_counter()
+    """(wall seconds, CPU seconds, result) of one call."""
+    start, cpu = time.perf_counter(), cpu_seconds()
     result = function(*args)
-    return time.perf_counter() - start, result
+    return time.perf_counter() - start, cpu_seconds() - cpu, result
 
 
 def main() -> None:
@@ -86,6 +94,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each; the best counts")
     args = parser.parse_args()
     size = parse_size(args.size)
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-download-", dir="/var/tmp") as tmp:
         tmp = Path(tmp)
         served = tmp / "served"
@@ -95,24 +104,29 @@ def main() -> None:
         url = f"{base}/seed.tar.xz"
         try:
             times = {"ours": [], "curl+sha512sum+b2sum": []}
+            cpu = {name: [] for name in times}
             for _ in range(args.rounds):
                 out = tmp / "ours.part"
-                elapsed, ours_digests = timed(ours, url, out, size)
+                elapsed, used, ours_digests = timed(ours, url, out, size)
                 out.unlink()
                 times["ours"].append(elapsed)
+                cpu["ours"].append(used)
                 out = tmp / "curl.out"
-                elapsed, curl_digests = timed(baseline, url, out)
+                elapsed, used, curl_digests = timed(baseline, url, out)
                 out.unlink()
                 times["curl+sha512sum+b2sum"].append(elapsed)
+                cpu["curl+sha512sum+b2sum"].append(used)
                 if ours_digests != curl_digests:
                     raise SystemExit(f"digests differ: {ours_digests} != {curl_digests}")
         finally:
             server.terminate()
             server.wait()
     best = {name: min(values) for name, values in times.items()}
-    print(f"file size: {size} bytes ({size / (1 << 20):.0f} MiB), {args.rounds} rounds, best of each")
+    print(f"file size: {size} bytes ({size / (1 << 20):.0f} MiB), {args.rounds} rounds, best of each;"
+          f" {len(os.sched_getaffinity(0))} CPUs, load average {load:.2f} before (hashing in"
+          " parallel needs a second idle CPU)")
     for name, seconds in best.items():
-        print(f"{name:>22}: {seconds:.2f} s ({size / seconds / (1 << 20):.0f} MiB/s)"
+        print(f"{name:>22}: {seconds:.2f} s ({size / seconds / (1 << 20):.0f} MiB/s), CPU {min(cpu[name]):.2f} s"
               f"  all: {', '.join(f'{t:.2f}' for t in times[name])}")
     ratio = best["ours"] / best["curl+sha512sum+b2sum"]
     print(f"ratio ours / baseline: {ratio:.2f} (target <= 0.70)")
