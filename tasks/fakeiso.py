@@ -53,9 +53,10 @@ def build_iso(dest, volid, kernel_release="6.12.41-gentoo-dist", zfs_version="2.
     or "xorriso" (`xorriso -as mkisofs`, the tool grub-mkrescue drives).
     work_dir: where the live root and ISO tree are staged (kept); default a temporary dir.
     """
-    if len(volid) > 32 or " " in volid:
-        raise UserError(f"volume id {volid!r} has spaces or more than 32 characters; "
-                        "use at most 32 characters without spaces")
+    # Catalyst refuses only a long volume id; one with spaces builds (and then fails to boot).
+    if len(volid) > 32:
+        raise UserError(f"volume id {volid!r} has more than 32 characters; "
+                        "ISO volume ID must not exceed 32 characters, shorten livecd/volid")
     releases = list(module_releases) if module_releases is not None else [kernel_release]
     if tools_version is None:
         tools_version = pvr_from_module_version(zfs_version)
