@@ -427,7 +427,7 @@ def _parse_attribute(stripped: str, entry, index):
     line = _strip_comment(stripped)
     depends_on = _DEPENDS.match(line)
     if depends_on:
-        depends.append(depends_on.group(1).strip())
+        depends.append(" ".join(depends_on.group(1).split()))
         return
     select = _SELECT.match(line) if kind == "config" else None
     if select:
@@ -583,7 +583,7 @@ def _explain_drop(rule: Rule, before: str, after: str | None, index: KconfigInde
     return f"{request}: its dependencies hold, so another option of its choice group won or its type does not allow {before}"
 
 
-def _deep_findings_for_rule(rule, item, before_values, after_values, index, source, rule_set):
+def _explain_failed_rule(rule, item, before_values, after_values, index, source, rule_set):
     name = rule.option[len("CONFIG_"):]
     if name not in index.definitions:
         return Finding("error", f"{source}: {rule.option} is required by rule set {rule_set} "
@@ -643,14 +643,19 @@ def deep_check(config_path, source_tree, rule_set_names, user_rules=None,
 
 
 def _deep_findings(item, before, after, index, source, rule_set, strict_legacy):
+    """Why each failing rule fails after olddefconfig: missing from Kconfig, dropped by
+    olddefconfig (with the unmet dependency), or simply not requested (the plain message)."""
     plain = _check_item(item, after.values, False, f"{source} after olddefconfig", rule_set,
                         strict_legacy)
     if plain is None:
         return []
     if plain.level != "error":
         return [plain]
-    rules = item.rules() if isinstance(item, AnyOf) else [item]
-    explained = [finding for rule in rules if not rule.satisfied_by(after.values.get(rule.option))
-                 for finding in [_deep_findings_for_rule(rule, item, before.values, after.values,
-                                                         index, source, rule_set)] if finding]
+    explained = []
+    for rule in item.rules() if isinstance(item, AnyOf) else [item]:
+        if not rule.satisfied_by(after.values.get(rule.option)):
+            finding = _explain_failed_rule(rule, item, before.values, after.values, index,
+                                              source, rule_set)
+            if finding:
+                explained.append(finding)
     return explained or [plain]
