@@ -381,18 +381,30 @@ def fetch_latest_seed(mirrors, arch: str, flavour: str, keyring, fingerprint: st
 
 
 def move_file(source: Path, target: Path) -> None:
-    """Rename `source` to `target`; across file systems, copy to a temporary name first."""
+    """Rename `source` to `target`; across file systems, copy it to a temporary name first."""
     try:
         os.replace(source, target)
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(source, tmp)
-        with open(tmp, "rb") as stream:
-            os.fsync(stream.fileno())
-        os.replace(tmp, target)
+        copy_file(source, target)
         source.unlink()
+
+
+def copy_file(source: Path, target: Path) -> None:
+    """Hard-link `source` as `target`, or copy it there through a temporary name."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, tmp)
+    with open(tmp, "rb") as stream:
+        os.fsync(stream.fileno())
+    os.replace(tmp, target)
 
 
 def place_seed(verified_file, dest, keep_dir, keep: int, name: Optional[str] = None) -> Path:
@@ -401,7 +413,7 @@ def place_seed(verified_file, dest, keep_dir, keep: int, name: Optional[str] = N
     Seeds live in `keep_dir` under their real names (`name`, by default the verified file's
     name without `.verified`); `dest` is a symlink to the current one, switched atomically, so
     Catalyst (which follows symlinks) sees the old seed or the new one, never a partial file.
-    A regular file found at `dest` (a seed placed by hand) is moved into `keep_dir` first.
+    A regular file found at `dest` (a seed placed by hand) is kept in `keep_dir` as `dest.name`.
     Besides the current seed, the `keep` newest previous seeds (by mtime) stay in `keep_dir`,
     which therefore must hold nothing but these seeds. Returns the seed's path in `keep_dir`.
     """
@@ -409,12 +421,14 @@ def place_seed(verified_file, dest, keep_dir, keep: int, name: Optional[str] = N
 
     verified_file, dest, keep_dir = Path(verified_file), Path(dest), Path(keep_dir)
     name = name or verified_file.name.removesuffix(".verified")
+    if keep_dir.resolve() == dest.parent.resolve():
+        raise UserError(f"{keep_dir}: seeds must be kept in a directory of their own, not beside {dest}")
     keep_dir.mkdir(parents=True, exist_ok=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
     stored = keep_dir / name
-    if dest.is_file() and not dest.is_symlink():
-        move_file(dest, keep_dir / dest.name)
     move_file(verified_file, stored)
+    if dest.is_file() and not dest.is_symlink():
+        copy_file(dest, keep_dir / dest.name)  # the symlink then replaces it in one rename
     symlink(os.path.relpath(stored, dest.parent), dest)
     prune_seeds(keep_dir, stored, keep)
     return stored

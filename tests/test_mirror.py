@@ -388,3 +388,10 @@ def test_chunked_body_ending_early(site, keys, placement):
     expect_failure(placement, keys, [site.url], site.url + TARBALL_PATH, "ended after",
                    f"signed listing says {len(DATA)}")
     assert site.requests_for(TARBALL_PATH)[0].headers.get("Range") is None
+
+
+def test_place_seed_refuses_to_keep_seeds_beside_dest(tmp_path):
+    [new] = seed_files(tmp_path, 1)
+    with pytest.raises(UserError, match="directory of their own"):
+        mirror.place_seed(new, tmp_path / "stage3-latest.tar.xz", tmp_path, keep=1)
+    assert new.exists()
