@@ -66,30 +66,8 @@ def _verify(iso, iso_path, expected_volid):
 
     checked = []
     names = IsoNames(iso)
-
-    volid = volume_id(iso)
-    if volid != expected_volid:
-        fail(f"volume id is {volid!r}, expected {expected_volid!r}",
-             "set livecd/volid to the expected value (root=live:CDLABEL= must match it)")
-    checked.append(f"volume id {volid}")
-
-    grub_cfg = names.read("/boot/grub/grub.cfg")
-    kernel, initrd = grub_boot_paths(grub_cfg.decode(errors="replace") if grub_cfg else "")
-    for what, path in (("kernel", kernel), ("initramfs", initrd), ("live root", "/image.squashfs")):
-        if not names.exists(path):
-            fail(f"ISO has no {what} {path} (top level has: {', '.join(names.listdir('/'))})",
-                 "check the catalyst build log for the kernel/initramfs/squashfs step")
-        checked.append(f"{what} {path}")
-
-    boot = boot_support(iso, names)
-    for firmware, files in (("bios", "/boot/grub/i386-pc/eltorito.img or an El Torito BIOS entry"),
-                            ("efi", "/efi.img, /efi/boot/bootx64.efi or an El Torito EFI entry")):
-        if firmware not in boot:
-            fail(f"ISO has no {firmware.upper()} boot file ({files}; found boot support for: "
-                 f"{', '.join(boot) or 'nothing'})",
-                 "install GRUB for i386-pc and x86_64-efi on the build host (GRUB_PLATFORMS=\"pc efi-64\")")
-        checked.append(f"{firmware} boot ({boot[firmware]})")
-
+    volid = check_volume_id(iso, expected_volid, fail, checked)
+    kernel, initrd = check_boot_files(iso, names, fail, checked)
     try:
         release = kernel_release(names.read(kernel, 65536))
     except ValueError as error:
@@ -98,9 +76,50 @@ def _verify(iso, iso_path, expected_volid):
 
     offset, _length = names.extent("/image.squashfs")
     root = LiveRoot(iso_path, offset)
+    tree = check_module_tree(root, release, fail, checked)
+    module, module_version = check_zfs_module(root, tree, release, fail, checked)
+    package = check_user_tools(root, module, module_version, fail, checked)
+    return IsoFacts(iso=str(iso_path), volume_id=volid, size=iso_path.stat().st_size,
+                    kernel=kernel, initramfs=initrd, kernel_release=release,
+                    boot=sorted(boot_support(iso, names)), zfs_module="/" + module,
+                    zfs_module_version=module_version, zfs_tools_package=package,
+                    zfs_version=base_version(module_version), checked=checked)
 
+
+def check_volume_id(iso, expected_volid, fail, checked) -> str:
+    volid = volume_id(iso)
+    if volid != expected_volid:
+        fail(f"volume id is {volid!r}, expected {expected_volid!r}",
+             "set livecd/volid to the expected value (root=live:CDLABEL= must match it)")
+    checked.append(f"volume id {volid}")
+    return volid
+
+
+def check_boot_files(iso, names, fail, checked):
+    """(kernel, initramfs) paths after checking they, the squashfs and BIOS/EFI boot files exist."""
+    grub_cfg = names.read("/boot/grub/grub.cfg")
+    kernel, initrd = grub_boot_paths(grub_cfg.decode(errors="replace") if grub_cfg else "")
+    for what, path in (("kernel", kernel), ("initramfs", initrd), ("live root", "/image.squashfs")):
+        if not names.exists(path):
+            fail(f"ISO has no {what} {path} (top level has: {', '.join(names.listdir('/'))})",
+                 "check the catalyst build log for the kernel/initramfs/squashfs step")
+        checked.append(f"{what} {path}")
+    boot = boot_support(iso, names)
+    for firmware, files in (("bios", "/boot/grub/i386-pc/eltorito.img or an El Torito BIOS entry"),
+                            ("efi", "/efi.img, /efi/boot/bootx64.efi or an El Torito EFI entry")):
+        if firmware not in boot:
+            fail(f"ISO has no {firmware.upper()} boot file ({files}; found boot support for: "
+                 f"{', '.join(boot) or 'nothing'})",
+                 "install GRUB for i386-pc and x86_64-efi on the build host (GRUB_PLATFORMS=\"pc efi-64\")")
+        checked.append(f"{firmware} boot ({boot[firmware]})")
+    return kernel, initrd
+
+
+def check_module_tree(root, release, fail, checked) -> str:
+    """The real path of lib/modules/<release>, after checking it is the only module tree."""
     modules_dir = root.resolve("lib/modules")
-    found = sorted(root.listdir(modules_dir)) if modules_dir else []
+    found = sorted(name for name in root.listdir(modules_dir)
+                   if root.entries[f"{modules_dir}/{name}"][0] == "d") if modules_dir else []
     if release not in found:
         fail(f"ISO has no zfs module for {release} (modules found for: {', '.join(found) or 'none'})",
              "build sys-fs/zfs against the kernel that is on the ISO")
@@ -108,10 +127,14 @@ def _verify(iso, iso_path, expected_volid):
         fail(f"image.squashfs has modules for {len(found)} kernels ({', '.join(found)}), "
              f"expected only {release}", "remove the stale kernel's modules (livecd/rm or a clean stage)")
     checked.append(f"lib/modules/{release} is the only module tree")
+    return f"{modules_dir}/{release}"
 
-    module = find_module(root, f"{modules_dir}/{release}", "zfs")
+
+def check_zfs_module(root, tree, release, fail, checked):
+    """(path, .modinfo version) of zfs.ko, after checking its vermagic names `release`."""
+    module = find_module(root, tree, "zfs")
     if module is None:
-        present = ", ".join(sorted(root.walk_files(f"{modules_dir}/{release}"))) or "nothing"
+        present = ", ".join(sorted(root.walk_files(tree))) or "nothing"
         fail(f"ISO has no zfs module for {release} (lib/modules/{release} has: {present})",
              "add sys-fs/zfs to boot/kernel/gentoo/packages")
     info = modinfo(decompress_module(module, root.cat(module)))
@@ -120,16 +143,19 @@ def _verify(iso, iso_path, expected_volid):
         fail(f"/{module} was built for {magic[0] if magic else 'no kernel (no vermagic)'}, "
              f"expected {release}", "rebuild sys-fs/zfs against the ISO's kernel (--usepkg n)")
     checked.append(f"/{module} vermagic {release}")
-    module_version = (info.get("version") or [""])[0]
-    if not module_version:
+    version = (info.get("version") or [""])[0]
+    if not version:
         fail(f"/{module} has no version in .modinfo", "rebuild sys-fs/zfs")
+    return module, version
 
+
+def check_user_tools(root, module, module_version, fail, checked) -> str:
+    """The vdb package of the ZFS tools, after checking zpool/zfs exist and match the module."""
     for tool in TOOLS:
         if not any(root.resolve(f"{d}/{tool}") for d in TOOL_DIRS):
             fail(f"live root has no ZFS user tool {tool} (looked in {', '.join(TOOL_DIRS)})",
                  "add sys-fs/zfs to livecd/packages")
         checked.append(f"user tool {tool}")
-
     package, pvr = zfs_package(root)
     if package is None:
         fail("live root has no sys-fs/zfs or sys-fs/zfs-kmod in /var/db/pkg",
@@ -138,12 +164,7 @@ def _verify(iso, iso_path, expected_volid):
         fail(f"ZFS user tools are {package} but /{module} is version {module_version}",
              "build the module and the tools from the same ZFS version")
     checked.append(f"{package} matches module {module_version}")
-
-    return IsoFacts(iso=str(iso_path), volume_id=volid, size=iso_path.stat().st_size,
-                    kernel=kernel, initramfs=initrd, kernel_release=release,
-                    boot=sorted(boot), zfs_module="/" + module, zfs_module_version=module_version,
-                    zfs_tools_package=package, zfs_version=base_version(module_version),
-                    checked=checked)
+    return package
 
 
 # --- ISO 9660 side -------------------------------------------------------------------------
