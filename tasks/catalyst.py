@@ -22,6 +22,7 @@ from .reporter import prefix, say
 
 STEP = re.compile(r"Running action sequence: (\S+)|Creating .* tree snapshot (\S+)")
 LOG_TAIL = 30
+PLAIN_INTERVAL = 60  # seconds between progress lines when output is not a terminal
 
 
 @cache
@@ -59,6 +60,7 @@ def run(argv: list, log: Path, label: str) -> int:
     """Run `argv`, streaming its output into `log`, with a one-line progress; its exit code."""
     started = time.monotonic()
     tty = sys.stdout.isatty()
+    shown = [0.0]
     with open(log, "ab") as out:
         out.write(f"*** Running command: {' '.join(argv)}\n".encode())
         out.flush()
@@ -68,7 +70,8 @@ def run(argv: list, log: Path, label: str) -> int:
             for raw in child.stdout:
                 out.write(raw)
                 step = STEP.search(raw.decode(errors="replace"))
-                if step:
+                if step and (tty or time.monotonic() - shown[0] >= PLAIN_INTERVAL):
+                    shown[0] = time.monotonic()
                     _progress(label, step.group(1) or "snapshot", started, tty)
             return child.wait()
         except BaseException:

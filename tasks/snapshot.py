@@ -51,7 +51,7 @@ def update_snapshot() -> None:
         write_if_changed(build.paths.catalyst_conf, render.catalyst_conf(build))
         write_if_changed(build.paths.catalystrc, render.catalystrc(build))
         make_squashfs(build, sha)
-    pin = {"treeish": build.get("snapshot.treeish"), "sha": sha, "date": date,
+    pin = {"treeish": build.get("snapshot.treeish"), "sha": sha, "date": date.isoformat(),
            "stamp": gitrepo.stamp_from_date(date)}
     changed = pins.write(build.paths.pin("snapshot"), pin)
     context.current.cache_clear()  # version_stamp 'auto' and the artifact names follow the pin
