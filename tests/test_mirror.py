@@ -395,3 +395,16 @@ def test_place_seed_refuses_to_keep_seeds_beside_dest(tmp_path):
     with pytest.raises(UserError, match="directory of their own"):
         mirror.place_seed(new, tmp_path / "stage3-latest.tar.xz", tmp_path, keep=1)
     assert new.exists()
+
+
+def test_progress_bar_on_a_terminal(site, tmp_path):
+    import pty
+
+    site.publish()
+    master, slave = pty.openpty()
+    with open(slave, "w") as terminal:
+        mirror.download(mirror.make_session(), site.url + TARBALL_PATH, tmp_path / f"{NAME}.part", len(DATA),
+                        terminal)
+    shown = os.read(master, 65536).decode(errors="replace")
+    os.close(master)
+    assert NAME in shown and "100%" in shown and "3.00M/3.00M" in shown
