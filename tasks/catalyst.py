@@ -72,7 +72,7 @@ def run(argv: list, log: Path, label: str) -> int:
                 step = STEP.search(raw.decode(errors="replace"))
                 if step and (tty or time.monotonic() - shown[0] >= PLAIN_INTERVAL):
                     shown[0] = time.monotonic()
-                    _progress(label, step.group(1) or "snapshot", started, tty)
+                    _progress(label, step.group(1) or "creating the squashfs", started, tty)
             return child.wait()
         except BaseException:
             _stop(child)

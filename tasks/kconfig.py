@@ -123,14 +123,15 @@ class Rule:
         return wanted if _as_number(wanted) is not None else f'"{wanted}"'
 
     def describe_short(self) -> str:
-        return f"{self.option} off" if self.want == "off" else f"{self.option}={self.want.lstrip('=')}"
+        if self.want == "off":
+            return f"{self.option} off"
+        return f"{self.option}={self.want.lstrip('=')}"
 
 
 @dataclass(frozen=True)
 class AnyOf:
     """Satisfied when every rule of at least one alternative holds."""
     alternatives: tuple
-    obsolete: str | None = None
 
     def rules(self):
         return [rule for alternative in self.alternatives for rule in alternative]
@@ -266,8 +267,9 @@ def _group_fails(group: AnyOf, values: dict, fragment: bool) -> bool:
 
 def _finding(source: str, item, rule_set: str, observed: str, strict_legacy: bool) -> Finding:
     message = f"{source}: {observed}, rule set {rule_set} wants {item.describe_want()}"
-    if item.obsolete and not strict_legacy:
-        return Finding("obsolete", f"{message} ({item.obsolete})")
+    obsolete = getattr(item, "obsolete", None)
+    if obsolete and not strict_legacy:
+        return Finding("obsolete", f"{message} ({obsolete})")
     return Finding("error", message)
 
 
@@ -538,7 +540,13 @@ def _expression_symbols(expression: str) -> list:
                                                "<=", ">=") and not _is_constant(token)))
 
 
+def _is_toolchain_test(expression: str) -> bool:
+    return "$(" in expression
+
+
 def _explain_expression(expression: str, values: dict) -> str:
+    if _is_toolchain_test(expression):
+        return f"{expression} (a compiler/linker test of this toolchain)"
     symbols = _expression_symbols(expression)
     readable = expression
     for symbol in symbols:
@@ -554,11 +562,19 @@ def _needed_level(value: str | None) -> int:
 
 
 def _unmet_dependencies(definitions: list, needed: int, values: dict) -> list:
-    """(location, [unmet expressions]) of the first definition whose dependencies are unmet."""
+    """(location, [unmet expressions]) of the first definition whose dependencies are unmet.
+
+    Toolchain tests ($(cc-option,...)) cannot be evaluated without the kernel's own macro
+    engine, so they are named only when no symbol dependency explains the drop."""
     for definition in definitions:
-        unmet = [dep for dep in definition.depends if evaluate(dep, values) < needed]
+        unmet = [dep for dep in definition.depends
+                 if not _is_toolchain_test(dep) and evaluate(dep, values) < needed]
         if unmet:
             return definition.location, unmet
+    for definition in definitions:
+        tests = [dep for dep in definition.depends if _is_toolchain_test(dep)]
+        if tests:
+            return definition.location, tests
     return None
 
 
@@ -568,7 +584,8 @@ def _explain_drop(rule: Rule, before: str, after: str | None, index: KconfigInde
     if rule.want == "off":
         selectors = [selector for selector, condition in index.selectors.get(name, ())
                      if values.get(f"CONFIG_{selector}") in ("y", "m")
-                     and (condition is None or evaluate(condition, values) > 0)]
+                     and (condition is None or _is_toolchain_test(condition)
+                          or evaluate(condition, values) > 0)]
         request = f"{rule.option} off requested, but olddefconfig made it {after}"
         if selectors:
             return f"{request}: it is selected by " + ", ".join(f"CONFIG_{s}" for s in selectors)
@@ -578,9 +595,11 @@ def _explain_drop(rule: Rule, before: str, after: str | None, index: KconfigInde
     unmet = _unmet_dependencies(index.definitions[name], _needed_level(before), values)
     if unmet:
         location, expressions = unmet
-        reasons = " and ".join(_explain_expression(expression, values) for expression in expressions)
+        reasons = " and ".join(_explain_expression(expression, values)
+                               for expression in expressions)
         return f"{request}: it depends on {reasons} [{location}]"
-    return f"{request}: its dependencies hold, so another option of its choice group won or its type does not allow {before}"
+    return (f"{request}: its dependencies hold, so another option of its choice group won or "
+            f"its type does not allow {before}")
 
 
 def _explain_failed_rule(rule, item, before_values, after_values, index, source, rule_set):

@@ -1,10 +1,15 @@
 """`release`: what a plain `doit` builds: the ISO and its checks, never publishing."""
+from doit import create_after
+
 from . import context
+from .boottest import boot_test_wanted
 
 __all__ = ["task_release"]
 
 
+@create_after(executed="specs")
 def task_release():
     """Build the ISO and check it (the default: iso, digests, verify, boottest)."""
-    context.current()
-    return {"actions": None, "task_dep": ["iso"]}
+    build = context.current()
+    checks = ["iso", "digests", "verify"] + (["boottest"] if boot_test_wanted(build) else [])
+    return {"actions": None, "task_dep": checks}

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from tasks.errors import UserError
 
-DEFAULT_RANGES_PATH = Path(__file__).resolve().parent.parent / "kernel-configs" / "zfs-kernel-ranges.json"
+DEFAULT_RANGES_PATH = (Path(__file__).resolve().parent.parent / "kernel-configs"
+                       / "zfs-kernel-ranges.json")
 DIST_KERNEL_PACKAGES = ("sys-kernel/gentoo-kernel", "sys-kernel/gentoo-kernel-bin",
                         "sys-kernel/vanilla-kernel")
 DIST_KERNEL_VIRTUAL = "virtual/dist-kernel"
@@ -215,13 +216,15 @@ def ebuild_keywords(text: str) -> list:
 def stable_versions(sqfs, package: str, arch: str) -> list:
     """Non-live versions whose KEYWORDS contain `arch` itself (not only `~arch`), oldest first."""
     return [version for version in list_ebuild_versions(sqfs, package)
-            if not _is_live(version) and arch in ebuild_keywords(read_ebuild(sqfs, package, version))]
+            if not _is_live(version)
+            and arch in ebuild_keywords(read_ebuild(sqfs, package, version))]
 
 
 def select_version(versions: list, atom: Atom | None = None, pin: str | None = None):
     """The newest of `versions` that the atom and the pin allow, or None."""
     allowed = [version for version in versions
-               if (atom is None or atom.matches(version)) and (pin is None or matches_pin(version, pin))]
+               if (atom is None or atom.matches(version))
+               and (pin is None or matches_pin(version, pin))]
     return max(allowed, key=version_key) if allowed else None
 
 

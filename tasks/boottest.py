@@ -1,0 +1,72 @@
+"""`boottest`: boot the ISO in QEMU and let its self-test use ZFS before anything is published."""
+import json
+import shutil
+import sys
+
+from doit import create_after
+from doit.tools import config_changed
+
+from . import atomic, context
+from .errors import UserError, doit_action
+from .reporter import prefix, say
+
+__all__ = ["task_boottest", "boot_test_wanted", "boot_test_result"]
+
+
+def boot_test_wanted(build) -> bool:
+    """Whether a boot test belongs to this build (never in a rehearsal: its ISO is a placeholder)."""
+    return build.get("boottest.enabled") != "false" and not build.rehearsal
+
+
+def result_file(build):
+    return build.paths.boottest_dir / "result.json"
+
+
+def boot_test_result(build) -> dict | None:
+    try:
+        return json.loads(result_file(build).read_text())
+    except FileNotFoundError:
+        return None
+
+
+@doit_action
+def run_boot_test() -> None:
+    from . import bootcheck
+    build = context.current()
+    result_file(build).unlink(missing_ok=True)
+    qemu = build.get("boottest.qemu")
+    if build.get("boottest.enabled") == "auto" and shutil.which(qemu) is None:
+        say(f"   boottest: skipped: {qemu} not found (Debian/Gentoo package qemu-system-x86 / "
+            "app-emulation/qemu); publish will refuse an untested ISO")
+        atomic.write_text(result_file(build), json.dumps({"outcome": "skipped", "reason": f"{qemu} not found"}))
+        return
+    try:
+        result = bootcheck.run_boot_test(
+            build.paths.iso, build.paths.boottest_dir / "work", build.paths.boot_console,
+            timeout=build.get("boottest.timeout"), accel=build.get("boottest.accel"), qemu=qemu,
+            memory_mb=build.get("boottest.memory"))
+    except bootcheck.BootTestError as err:
+        sys.stderr.write("".join(f"{prefix()}  | {line}\n" for line in err.tail))
+        raise UserError(str(err)) from None
+    atomic.write_text(result_file(build), json.dumps({
+        "outcome": "passed", "kernel": result.kernel, "zfs": result.zfs, "accel": result.accel,
+        "console_log": str(result.console_log)}, indent=2))
+    say(f"   boottest: ZFS self-test passed (Linux {result.kernel}, ZFS {result.zfs}, {result.accel})")
+
+
+@create_after(executed="specs")
+def task_boottest():
+    """Boot the ISO in QEMU and run its ZFS self-test (pool, dataset, export, import)."""
+    build = context.current()
+    if not boot_test_wanted(build):
+        return
+    yield {
+        "basename": "boottest",
+        "actions": [run_boot_test],
+        "file_dep": [build.paths.iso],
+        "targets": [result_file(build)],
+        "uptodate": [config_changed({key: build.get(key) for key in
+                                     ("boottest.enabled", "boottest.accel", "boottest.qemu")})],
+        "task_dep": ["verify"],
+        "verbosity": 2,
+    }

@@ -1,0 +1,39 @@
+"""`digests`: <iso>.DIGESTS and <iso>.sha256 in one read, optionally signed."""
+from doit import create_after
+from doit.tools import config_changed
+
+from . import context
+from .errors import doit_action
+
+__all__ = ["task_digests"]
+
+
+def outputs(build) -> list:
+    files = [build.paths.sidecar(".DIGESTS"), build.paths.sidecar(".sha256")]
+    return files + ([build.paths.sidecar(".asc")] if build.get("digests.sign_key") else [])
+
+
+@doit_action
+def write_digests() -> None:
+    from . import signing
+    build = context.current()
+    iso = build.paths.iso
+    signing.write_digests(iso, build.get("digests.algorithms"))
+    if build.get("digests.sign_key"):
+        signing.sign_release(iso, build.get("digests.sign_key"), build.get("digests.gnupg_home"))
+
+
+@create_after(executed="specs")
+def task_digests():
+    """Write the ISO's DIGESTS and sha256 (all algorithms in one read), signed if configured."""
+    build = context.current()
+    paths = build.paths
+    return {
+        "actions": [write_digests],
+        "file_dep": [paths.iso, paths.contents(paths.iso)],
+        "targets": outputs(build),
+        "uptodate": [config_changed({key: build.get(key) for key in
+                                     ("digests.algorithms", "digests.sign_key", "digests.gnupg_home")})],
+        "task_dep": ["iso"],
+        "verbosity": 2,
+    }

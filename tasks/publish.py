@@ -1,0 +1,50 @@
+"""`publish`: the verified (and boot-tested) ISO as a release, atomically; never by default."""
+from doit import create_after
+
+from . import context
+from .boottest import boot_test_result, boot_test_wanted
+from .errors import UserError, doit_action
+from .reporter import say
+
+__all__ = ["task_publish", "publish_release"]
+
+
+def require_boot_test(build) -> None:
+    if not boot_test_wanted(build):
+        return
+    result = boot_test_result(build) or {"outcome": "missing"}
+    if result["outcome"] != "passed":
+        raise UserError(f"publish: the ISO was not boot-tested ({result.get('reason', result['outcome'])}); "
+                        "install QEMU (qemu-system-x86) or set boottest.enabled: false")
+
+
+def publish_release(build):
+    """Publish the current ISO; returns the release folder."""
+    from . import release
+    require_boot_test(build)
+    paths = build.paths
+    files = release.release_files(paths.iso, paths.build_info)
+    folder = release.publish(files, paths.publish_dir, paths.version_stamp, build.get("publish.keep"),
+                             iso_name=paths.iso_name)
+    say(f"   publish: {folder}")
+    return folder
+
+
+@doit_action
+def publish() -> None:
+    publish_release(context.current())
+
+
+@create_after(executed="specs")
+def task_publish():
+    """Publish the checked ISO, sidecars and build-info.json into publish.dir (only on request)."""
+    build = context.current()
+    paths = build.paths
+    deps = [paths.iso, paths.sidecar(".DIGESTS"), paths.sidecar(".sha256"), paths.build_info]
+    return {
+        "actions": [publish],
+        "file_dep": deps,
+        "targets": [paths.publish_dir / paths.version_stamp / paths.iso_name],
+        "task_dep": ["boottest" if boot_test_wanted(build) else "verify"],
+        "verbosity": 2,
+    }
