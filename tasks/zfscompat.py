@@ -117,9 +117,9 @@ class Atom:
             return True
         if self.glob:
             return version.startswith(self.version)
-        order = compare_versions(version, self.version)
         if self.operator == "~":
             return without_revision(version) == without_revision(self.version)
+        order = compare_versions(version, self.version)
         return {"=": order == 0, ">": order > 0, ">=": order >= 0, "<": order < 0,
                 "<=": order <= 0}[self.operator]
 

@@ -121,3 +121,15 @@ def test_missing_tree_or_tools_is_one_line(tmp_path, kernel_tree, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(UserError, match="deep check needs gcc, make, flex, bison"):
         kconfig.deep_check(FULL, kernel_tree, ["openzfs"])
+
+
+def test_toolchain_test_dependencies_are_named(tmp_path, kernel_tree):
+    # LD_ORPHAN_WARN depends only on ARCH_WANT_LD_ORPHAN_WARN and an ld-option test; with the
+    # arch symbol met, the test is what olddefconfig evaluated.
+    index = kconfig.read_kconfig_index(kernel_tree)
+    definition, = index.definitions["LD_ORPHAN_WARN"]
+    assert any("$(ld-option" in dep for dep in definition.depends)
+    location, unmet = kconfig._unmet_dependencies(index.definitions["LD_ORPHAN_WARN"], 2,
+                                                  {"CONFIG_ARCH_WANT_LD_ORPHAN_WARN": "y"})
+    assert location.startswith("init/Kconfig:")
+    assert all("$(" in dep for dep in unmet)
