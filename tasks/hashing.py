@@ -10,10 +10,12 @@ import hashlib
 import queue
 import threading
 
-CHUNK = 4 * 1024 * 1024
+# 1 MiB chunks stay in the CPU caches while several threads hash them: measured less CPU
+# time than 4 MiB for the same data.
+CHUNK = 1024 * 1024
 # Chunks waiting per algorithm: enough to absorb scheduling jitter, small enough that
 # memory stays at a few tens of MiB (the chunks are shared by all queues).
-QUEUE_DEPTH = 8
+QUEUE_DEPTH = 32
 _END = None
 
 
