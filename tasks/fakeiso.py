@@ -7,6 +7,8 @@ merged-usr symlinks, ELF64 `zfs.ko`/`spl.ko` carrying a real `.modinfo` section,
 tools and a vdb entry. Every parameter can be bent to make one thing wrong, so that
 `tasks.isoinspect` has something to find.
 
+It does not boot: the kernel is a setup header with filler behind it, and eltorito.img,
+efi.img and bootx64.efi are filler bytes at the paths and El Torito entries GRUB uses.
 File contents and layout depend only on the arguments; the ISO's own timestamps are the
 build time (pycdlib stamps them), like a real build.
 """
