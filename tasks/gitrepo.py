@@ -40,8 +40,12 @@ def is_repository(bare_repo: Path) -> bool:
 
 
 def rev_parse(bare_repo, rev: str) -> str:
-    return git(bare_repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}",
-               what=f"{bare_repo}: revision {rev}").strip()
+    """The commit SHA `rev` names in the bare repository; UserError when it names none."""
+    proc = subprocess.run(["git", "--git-dir", str(bare_repo), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise UserError(f"{bare_repo}: {rev} is not a commit of this repository: update it or fetch the pinned commit")
+    return proc.stdout.strip()
 
 
 def clone_bare(bare_repo: Path, url: str, branch: str) -> None:

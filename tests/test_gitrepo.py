@@ -159,3 +159,11 @@ def test_prune_keeps_the_newest_and_the_pinned(tmp_path):
         [f"gentoo-{shas[0]}.sqfs", f"gentoo-{shas[1]}.sqfs", f"gentoo-{shas[4]}.sqfs", "gentoo-stable.sqfs",
          f"other-{shas[4]}.sqfs"])
     assert gitrepo.prune_snapshots(tmp_path / "missing", keep=1, pinned_sha=None) == []
+
+
+def test_verify_of_an_absent_commit_names_it(upstream, tmp_path):
+    bare = tmp_path / "gentoo.git"
+    upstream.commit()
+    gitrepo.update_stable(bare, upstream.url)
+    with pytest.raises(UserError, match=f"gentoo.git: {'1' * 40} is not a commit of this repository"):
+        gitrepo.verify_commit(bare, "1" * 40, upstream.keyring, upstream.primary)
