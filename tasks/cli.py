@@ -2,6 +2,7 @@
 import signal
 import sys
 
+from doit.cmd_base import Command
 from doit.cmd_run import Run
 
 from . import context
@@ -27,3 +28,30 @@ class LockedRun(Run):
             sys.stderr.write(f"{prefix()}ERROR: {err}\n")
             return 3
 
+
+
+class NightlyCommand(Command):
+    """`doit nightly`: the cron build (gentoo-zfs-livecd-nightly) from doit."""
+    name = "nightly"
+    doc_purpose = "refresh the moving inputs, build, check, publish and notify (the cron build)"
+    doc_usage = "[config=PATH] [rehearse=1]"
+    doc_description = None
+
+    def execute(self, params, args):
+        from .nightly import nightly
+        return nightly(context.config_path(), context.rehearsal())
+
+
+class ReportCommand(Command):
+    """`doit report`: an HTML page of the build history with plots."""
+    name = "report"
+    doc_purpose = "write build/<config>/report/index.html from the run history"
+    doc_usage = "[config=PATH] [rehearse=1]"
+    doc_description = None
+
+    def execute(self, params, args):
+        from .report import render_report
+        paths = context.current().paths
+        page = render_report(paths.history, paths.report_dir)
+        sys.stdout.write(f"{prefix()}report: {page}\n")
+        return 0

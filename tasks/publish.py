@@ -1,7 +1,11 @@
 """`publish`: the verified (and boot-tested) ISO as a release, atomically; never by default."""
+import filecmp
+import os
+from pathlib import Path
+
 from doit import create_after
 
-from . import context
+from . import context, pins
 from .boottest import boot_test_result, boot_test_wanted
 from .errors import UserError, doit_action
 from .reporter import say
@@ -18,14 +22,31 @@ def require_boot_test(build) -> None:
                         "install QEMU (qemu-system-x86) or set boottest.enabled: false")
 
 
+def same_file(a: Path, b: Path) -> bool:
+    if not a.is_file():
+        return False
+    return os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False)
+
+
+def release_name(build) -> str:
+    """The version stamp; another build of the same stamp (a rebuild) gets `-2`, `-3`, ..."""
+    paths = build.paths
+    name, number = paths.version_stamp, 1
+    while (paths.publish_dir / name).exists() and not same_file(paths.publish_dir / name / paths.iso_name, paths.iso):
+        number += 1
+        name = f"{paths.version_stamp}-{number}"
+    return name
+
+
 def publish_release(build):
     """Publish the current ISO; returns the release folder."""
     from . import release
     require_boot_test(build)
     paths = build.paths
     files = release.release_files(paths.iso, paths.build_info)
-    folder = release.publish(files, paths.publish_dir, paths.version_stamp, build.get("publish.keep"),
+    folder = release.publish(files, paths.publish_dir, release_name(build), build.get("publish.keep"),
                              iso_name=paths.iso_name)
+    pins.write(paths.pin("published"), {"release": folder.name, "iso": paths.iso_name})
     say(f"   publish: {folder}")
     return folder
 
@@ -44,7 +65,7 @@ def task_publish():
     return {
         "actions": [publish],
         "file_dep": deps,
-        "targets": [paths.publish_dir / paths.version_stamp / paths.iso_name],
+        "targets": [paths.pin("published")],
         "task_dep": ["boottest" if boot_test_wanted(build) else "verify"],
         "verbosity": 2,
     }

@@ -1,7 +1,12 @@
 """doit's console output for this build: user errors as one line, rehearsals labelled."""
 import sys
+import time
 
 from doit.reporter import ConsoleReporter
+
+# What the last run in this process did, task by task: (name, status, seconds), where status is
+# "ran", "skipped" or "failed". The nightly turns it into its history record.
+EVENTS: list = []
 
 
 def prefix() -> str:
@@ -17,6 +22,31 @@ def say(text: str, stream=None) -> None:
 
 class BuildReporter(ConsoleReporter):
     """ConsoleReporter whose failures caused by user input are a single `ERROR:` line."""
+
+    def __init__(self, outstream, options):
+        super().__init__(outstream, options)
+        self.started = {}
+        EVENTS.clear()
+
+    def execute_task(self, task):
+        self.started[task.name] = time.monotonic()
+        super().execute_task(task)
+
+    def _event(self, task, status):
+        if task.actions and not task.name.startswith("_"):
+            seconds = time.monotonic() - self.started.get(task.name, time.monotonic())
+            EVENTS.append((task.name, status, round(seconds, 3)))
+
+    def add_success(self, task):
+        self._event(task, "ran")
+
+    def skip_uptodate(self, task):
+        self._event(task, "skipped")
+        super().skip_uptodate(task)
+
+    def add_failure(self, task, fail):
+        self._event(task, "failed")
+        super().add_failure(task, fail)
 
     def write(self, text):
         lines = text.splitlines(keepends=True)
