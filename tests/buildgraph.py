@@ -68,13 +68,15 @@ class Project:
         return result
 
     def argv(self, _result=None) -> list:
-        """(spec stem or "snapshot", argv) of each Catalyst call since the last look."""
+        """(spec stem or "snapshot", argv) of each Catalyst build since the last look
+        (purges with -T and --version queries are not builds)."""
         if not self.record.exists():
             return []
         lines = self.record.read_text().splitlines()
         self.record.unlink()
+        builds = [argv for argv in map(json.loads, lines) if "-T" not in argv and "--version" not in argv]
         return [(Path(argv[argv.index("-f") + 1]).stem if "-f" in argv else "snapshot", argv)
-                for argv in map(json.loads, lines)]
+                for argv in builds]
 
     def calls(self) -> list:
         """Catalyst runs since the last look: the spec stem, or "snapshot" for `-s`."""

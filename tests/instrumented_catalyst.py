@@ -3,7 +3,7 @@ and otherwise hands over to the project's Catalyst emulator.
 
 Environment: CATALYST_RECORD (file that gets one JSON line per call), CATALYST_FAULT
 (`<spec stem>:<fault>`: `exit2` fails, `noartifact` exits 0 without writing, `hang` waits
-until killed).
+until killed, `slow` takes a few seconds).
 """
 import json
 import os
@@ -32,6 +32,8 @@ def main():
         if fault == "noartifact":
             print("WARNING : Couldn't create stage tarball")
             return 0
+        if fault == "slow":
+            time.sleep(3)
         if fault == "hang":
             print("NOTICE  : --- Running action sequence: unpack", flush=True)
             time.sleep(3600)

@@ -1,0 +1,108 @@
+"""The nightly run end to end: lock, skip when unchanged, notify on failure, keep the good release."""
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from buildgraph import Project
+
+
+def nightly(project, fault=None):
+    env = dict(os.environ, CATALYST_RECORD=str(project.record), CATALYST_FAULT=fault or "")
+    return subprocess.Popen([sys.executable, "-m", "doit", "nightly"], cwd=project.root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process):
+    out, _ = process.communicate(timeout=300)
+    return process.returncode, out
+
+
+@pytest.fixture
+def project(tmp_path):
+    built = Project(tmp_path)
+    code, out = finish(nightly(built))
+    assert code == 0, out
+    assert "published: " in out
+    built.calls()
+    return built
+
+
+def current_release(project):
+    publish = project.root.parent / "publish"
+    return os.readlink(publish / "current"), (publish / "latest-iso.txt").read_text()
+
+
+def test_two_nightlies_at_once_one_builds_the_other_exits_zero(project):
+    (project.root / "specs" / "stage3.spec.j2").open("a").write("\nportage_prefix: releng\n")
+    first = nightly(project, fault="stage3:slow")
+    while not (project.record.exists() and "stage3" in project.record.read_text()):
+        assert first.poll() is None
+    second_code, second_out = finish(nightly(project))
+    first_code, first_out = finish(first)
+    assert second_code == 0
+    assert f"another build is running (pid {first.pid}, since " in second_out
+    assert first_code == 0, first_out
+    assert project.calls() == ["stage3", "installcd-stage1", "iso"]
+    with sqlite3.connect(project.build_dir / "doit.sqlite") as db:
+        assert db.execute("pragma integrity_check").fetchone() == ("ok",)
+    assert project.build() == []
+
+
+def test_an_unchanged_night_runs_no_catalyst_and_publishes_nothing(project):
+    before = sorted(p.name for p in (project.root.parent / "publish").iterdir())
+    code, out = finish(nightly(project))
+    assert code == 0, out
+    assert out.strip().splitlines()[-1].startswith("up to date: install-amd64-zfs-")
+    assert project.calls() == []
+    assert sorted(p.name for p in (project.root.parent / "publish").iterdir()) == before
+    history = [json.loads(line) for line in (project.build_dir / "history.jsonl").read_text().splitlines()]
+    assert [run["outcome"] for run in history] == ["succeeded", "succeeded"]
+    assert {task["name"]: task["status"] for task in history[-1]["tasks"]}["iso"] == "skipped"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(envelope.content.decode(errors="replace"))
+        return "250 OK"
+
+
+def test_a_failing_stage_notifies_by_mail_and_webhook_and_keeps_the_release(project, httpserver):
+    inbox = Inbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    try:
+        httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+        project.configure(notify={"smtp": {"host": "127.0.0.1", "port": smtp.port,
+                                           "from": "builder@localhost", "to": ["releng@localhost"]},
+                                  "webhook": {"url": httpserver.url_for("/hook")}})
+        before = current_release(project)
+        (project.root / "specs" / "stage3.spec.j2").open("a").write("\nportage_prefix: releng\n")
+        code, out = finish(nightly(project, fault="stage3:exit2"))
+    finally:
+        smtp.stop()
+    assert code != 0
+    assert "nightly failed in stage3" in out
+    assert current_release(project) == before
+    assert len(inbox.messages) == 1
+    assert "build failed: stage3" in inbox.messages[0]
+    assert "Exception running action sequence build_packages" in inbox.messages[0]
+    (request, _), = httpserver.log
+    payload = request.get_json()
+    assert payload["outcome"] == "failed" and payload["failed_task"] == "stage3"
+    assert "Exception running action sequence build_packages" in payload["log_tail"]
+    assert payload["log_path"].endswith("stage3.log")
