@@ -11,6 +11,7 @@ flag, attach a sparse scratch disk as the first virtio disk, and watch the conso
 or a kernel panic.
 """
 import codecs
+import io
 import os
 import re
 import shlex
@@ -210,8 +211,6 @@ def _copy_out(iso_obj, iso: Path, path: str, out) -> None:
 
 def read_boot_entry(iso) -> BootEntry:
     """The first GRUB menu entry of the ISO's /boot/grub/grub.cfg."""
-    import io
-
     iso = Path(iso)
     iso_obj = _open_iso(iso)
     try:
@@ -338,7 +337,7 @@ class _Watch:
     text: str
 
 
-def watch_console(proc: subprocess.Popen, serial_log, timeout: float, poweroff_grace: float) -> _Watch:
+def _watch_console(proc: subprocess.Popen, serial_log, timeout: float, poweroff_grace: float) -> _Watch:
     """Follow QEMU's serial log until a verdict plus grace time, QEMU's exit, or the timeout.
 
     QEMU is killed when it is still running at the end.
@@ -409,7 +408,7 @@ def run_boot_test(iso, work_dir, console_log, *, timeout: float = 900, accel: st
     with open(stderr_path, "wb") as stderr:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
     try:
-        watch = watch_console(proc, serial_log, timeout, poweroff_grace)
+        watch = _watch_console(proc, serial_log, timeout, poweroff_grace)
     finally:
         if proc.poll() is None:
             proc.kill()
