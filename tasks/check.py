@@ -1,7 +1,7 @@
 """`check`: everything that can be wrong before Catalyst runs, found in under a second."""
 from pathlib import Path
 
-from . import context, render
+from . import context
 from .errors import UserError, doit_action
 from .reporter import say
 
@@ -20,6 +20,7 @@ def kernel_findings(build) -> list:
 
 @doit_action
 def run_check() -> None:
+    from . import render
     build = context.current()
     _, problems = render.render_all(build, for_check=True)
     for finding in kernel_findings(build):
@@ -34,7 +35,7 @@ def run_check() -> None:
 def task_check():
     """Check config, render and lint every spec, and check the kernel config (no Catalyst)."""
     build = context.current()
-    templates = sorted(render.SPECS_DIR.glob("*.j2"))
+    templates = sorted(context.SPECS_DIR.glob("*.j2"))
     return {
         "actions": [run_check],
         "file_dep": [build.config.path, Path(build.get("kernel.config")), *templates],

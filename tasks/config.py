@@ -3,10 +3,9 @@
 Every problem is one line that names `config.yaml:<key>`. Values that end up in a Catalyst spec
 or in catalyst.conf are checked the way Catalyst would read them, so config cannot inject keys.
 """
+import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .errors import UserError
 
@@ -20,14 +19,14 @@ COMPRESSION_MODES = {
 }
 
 
-@dataclass(frozen=True)
 class Field:
-    """One config key: its type, default and the checks its value must pass."""
-    kind: Any                 # str, int, bool, list, dict, "path", "str?" ...
-    default: Any = None
-    spec: bool = False        # the value is written into a spec or catalyst.conf
-    choices: tuple = ()
-    check: Any = None         # callable(value) -> problem text or None
+    """One config key: its type (str, int, bool, list, dict, "path", "str?" ...), default, whether
+    the value is written into a spec or catalyst.conf, allowed choices, and an extra check
+    (callable(value) -> problem text or None)."""
+    __slots__ = ("kind", "default", "spec", "choices", "check")
+
+    def __init__(self, kind, default=None, spec=False, choices=(), check=None):
+        self.kind, self.default, self.spec, self.choices, self.check = kind, default, spec, choices, check
 
 
 def _no_slash_or_space(value):
@@ -170,11 +169,12 @@ SCHEMA = {
 }
 
 
-@dataclass(frozen=True)
 class Config:
     """The checked settings: `get('seed.mirrors')`; paths are absolute."""
-    path: Path
-    values: dict = field(repr=False)
+    __slots__ = ("path", "values")
+
+    def __init__(self, path: Path, values: dict):
+        self.path, self.values = path, values
 
     def get(self, key):
         return self.values[key]
@@ -188,19 +188,41 @@ def problem(path, key, text):
     return UserError(f"{path.name}:{key}: {text}")
 
 
-def load(path) -> Config:
-    """Read, check and freeze the config file at `path`."""
-    import yaml
-
-    path = Path(path).absolute()
+def read_yaml(path: Path, cache: Path | None = None):
+    """The parsed YAML of `path`; `cache` keeps it as JSON, so `doit list` need not import yaml."""
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        stat = path.stat()
     except FileNotFoundError:
         raise UserError(f"{path}: config file not found; copy config.yaml or pass doit config=PATH")
+    key = [str(path), stat.st_mtime_ns, stat.st_size]
+    if cache is not None:
+        try:
+            saved = json.loads(cache.read_text())
+            if saved["key"] == key:
+                return saved["raw"]
+        except (FileNotFoundError, ValueError, KeyError):
+            pass
+    import yaml
+    try:
+        raw = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         raise UserError(f"{path.name}{where}: malformed YAML ({getattr(err, 'problem', err)}); fix the syntax")
+    # Through JSON either way, so a cached and a fresh read give the same values (dates as text).
+    raw = json.loads(json.dumps(raw, default=str))
+    if cache is not None:
+        from .atomic import write_text
+        write_text(cache, json.dumps({"key": key, "raw": raw}))
+    return raw
+
+
+def load(path, cache: Path | None = None) -> Config:
+    """Read, check and freeze the config file at `path`."""
+    path = Path(path).absolute()
+    raw = read_yaml(path, cache)
+    if raw is None:
+        raw = {}
     if not isinstance(raw, dict):
         raise UserError(f"{path.name}: the top level must be a mapping of keys")
     flat = _flatten(path, raw)

@@ -4,15 +4,17 @@ Read from doit's command-line variables (`config=PATH`, `rehearse=1`, `refresh=1
 process. Nothing here touches the network or reads big files: `doit list` stays fast.
 """
 import sys
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 from . import config as config_module
 from . import pins
 from .paths import Paths
 
 ROOT = Path(__file__).resolve().parent.parent
+SPECS_DIR = ROOT / "specs"
+INSTALL_CD_STAGES = ["installcd-stage1", "iso"]
 PENDING_STAMP = "pending"
 
 
@@ -45,8 +47,7 @@ def build_dir(path: Path | None = None, rehearse: bool | None = None) -> Path:
     return (base / "rehearsal" / path.stem) if rehearse else (base / path.stem)
 
 
-@dataclass(frozen=True)
-class Build:
+class Build(NamedTuple):
     """One build's settings and paths."""
     config: config_module.Config
     paths: Paths
@@ -70,14 +71,24 @@ class Build:
         pin = self.snapshot_pin
         return pin["stamp"][:8] if pin else PENDING_STAMP
 
+    def chain(self) -> list:
+        """The stage tasks in build order: the configured stages, then the two install-CD stages."""
+        return list(self.get("stages")) + INSTALL_CD_STAGES
+
+    def previous(self, stage: str) -> str | None:
+        """The stage whose output seeds `stage` (None: the downloaded or given seed)."""
+        order = self.chain()
+        index = order.index(stage)
+        return order[index - 1] if index else None
+
     def expand(self, key) -> str:
         return config_module.expand(self.get(key), self.paths.version_stamp, self.datestamp)
 
 
 def make_build(path: Path, rehearse: bool) -> Build:
     """Load the config at `path` and derive every path of its build."""
-    config = config_module.load(path)
     folder = build_dir(path, rehearse)
+    config = config_module.load(path, cache=folder / "config.json")
     storedir = Path(config.get("storedir"))
     publish_dir = Path(config.get("publish.dir"))
     if rehearse:

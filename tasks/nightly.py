@@ -99,14 +99,13 @@ def upload(build) -> str | None:
 
 def housekeeping(build, catalyst_argv) -> None:
     """After a good night: old run logs, Catalyst's work folders, tarballs of other stamps."""
-    from . import render
     logs = sorted(p for p in build.paths.logs.iterdir() if p.is_dir() and not p.is_symlink())
     for old in logs[:-build.get("nightly.keep_logs")]:
         shutil.rmtree(old, ignore_errors=True)
-    for stage in render.chain(build):
+    for stage in build.chain():
         subprocess.run([*catalyst_argv, "-c", str(build.paths.catalyst_conf), "-T", "-f",
                         str(build.paths.spec(stage))], capture_output=True, timeout=3600)
-    for stage in render.chain(build):
+    for stage in build.chain():
         current = Path(build.paths.subpath(stage)).name
         for old in build.paths.builds.glob(current.replace(build.paths.version_stamp, "*")):
             if old.is_file() and not old.name.startswith(current + "."):

@@ -5,7 +5,6 @@ tarballs at `<storedir>/builds/SUB.<ext>` with `.CONTENTS.gz`, the ISO at
 `<storedir>/builds/<rel_type>/<livecd/iso>`, snapshots at `<storedir>/snapshots/gentoo-<sha>.sqfs`.
 The project's own files live under the build folder `build/<config stem>/`.
 """
-from dataclasses import dataclass
 from pathlib import Path
 
 # Task name -> Catalyst target and spec template.
@@ -25,19 +24,14 @@ TEMPLATES = {
 }
 
 
-@dataclass(frozen=True)
 class Paths:
     """Names every artifact of one build from storedir, rel_type, subarch and version_stamp."""
-    build_dir: Path
-    storedir: Path
-    rel_type: str
-    subarch: str
-    version_stamp: str
-    tarball_ext: str
-    iso_name: str
-    flavour: str
-    publish_dir: Path
-    repo_name: str = "gentoo"
+
+    def __init__(self, build_dir: Path, storedir: Path, rel_type: str, subarch: str, version_stamp: str,
+                 tarball_ext: str, iso_name: str, flavour: str, publish_dir: Path, repo_name: str = "gentoo"):
+        self.build_dir, self.storedir, self.publish_dir = build_dir, storedir, publish_dir
+        self.rel_type, self.subarch, self.version_stamp = rel_type, subarch, version_stamp
+        self.tarball_ext, self.iso_name, self.flavour, self.repo_name = tarball_ext, iso_name, flavour, repo_name
 
     # Catalyst's storedir
     @property

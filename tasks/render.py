@@ -5,28 +5,15 @@ provide is an error, not an empty value. Every rendered spec goes through the li
 """
 import json
 from . import specparse
-from .context import ROOT, Build
+from .context import SPECS_DIR, Build
 from .errors import UserError
 from .paths import STAGE_TARGETS, TEMPLATES
 
-SPECS_DIR = ROOT / "specs"
 PLACEHOLDER_SHA = "0" * 40
 
 
-def chain(build: Build) -> list:
-    """The stage tasks in build order: the configured stages, then the two install-CD stages."""
-    return list(build.get("stages")) + ["installcd-stage1", "iso"]
-
-
-def previous(build: Build, stage: str) -> str | None:
-    """The stage whose output seeds `stage` (None: the downloaded or given seed)."""
-    order = chain(build)
-    index = order.index(stage)
-    return order[index - 1] if index else None
-
-
 def source_subpath(build: Build, stage: str) -> str:
-    before = previous(build, stage)
+    before = build.previous(stage)
     return build.paths.subpath(before) if before else build.paths.seed_subpath
 
 
@@ -123,7 +110,7 @@ def render_all(build: Build, for_check: bool = False) -> tuple[dict, list]:
     """({stage: spec text}, problems) for every stage task of the build."""
     context = template_context(build, for_check)
     texts, problems = {}, []
-    for stage in chain(build):
+    for stage in build.chain():
         try:
             text = render_spec(build, stage, context)
         except UserError as err:

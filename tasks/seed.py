@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-from . import context, pins, stamps
+from . import context, pins
 from .errors import UserError, doit_action
 from .reporter import say
 
@@ -31,7 +31,7 @@ def place_link(build, source: Path) -> Path:
 
 
 def from_file(build, source: Path) -> dict:
-    from . import mirror
+    from . import mirror, stamps
     name, size, sha512 = mirror.verify_local_seed(source, build.get("seed.keyring"),
                                                   build.get("seed.fingerprint"))
     stamps.record(build.paths.stamps, source, sha512)
@@ -40,7 +40,7 @@ def from_file(build, source: Path) -> dict:
 
 
 def from_mirrors(build, have: dict | None) -> dict:
-    from . import mirror
+    from . import mirror, stamps
     result = mirror.fetch_latest_seed(
         build.get("seed.mirrors"), build.get("arch"), build.get("seed.flavour"),
         build.get("seed.keyring"), build.get("seed.fingerprint"), build.paths.seed_work, have=have)

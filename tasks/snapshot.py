@@ -1,7 +1,7 @@
 """`snapshot`: the portage tree as a commit of gentoo.git, pinned, and its Catalyst squashfs."""
 from pathlib import Path
 
-from . import catalyst, context, pins
+from . import context, pins
 from .errors import doit_action
 from .reporter import say
 
@@ -30,6 +30,7 @@ def resolve(build) -> tuple[str, str]:
 
 def make_squashfs(build, sha: str) -> None:
     """`catalyst -s <sha>`: Catalyst archives that commit into `<storedir>/snapshots/`."""
+    from . import catalyst
     command = build.catalyst_command
     catalyst.preflight(tuple(command), build.rehearsal)
     log = catalyst.log_path(build.paths.logs, "snapshot")
@@ -42,9 +43,11 @@ def make_squashfs(build, sha: str) -> None:
 
 @doit_action
 def update_snapshot() -> None:
-    from . import gitrepo, render
+    from . import catalyst, gitrepo, render
     from .atomic import write_if_changed
     build = context.current()
+    # Before any network traffic: no Catalyst (or the wrong one) means no build at all.
+    catalyst.preflight(tuple(build.catalyst_command), build.rehearsal)
     sha, date = resolve(build)
     if not build.paths.snapshot(sha).is_file():
         # catalyst -s reads catalyst.conf for its storedir; the specs task rewrites it later.

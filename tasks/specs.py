@@ -1,17 +1,18 @@
 """`specs`: the spec of every stage, catalyst.conf and catalystrc, rendered with the pins."""
-from . import atomic, context, render
+from . import atomic, context
 from .errors import UserError, doit_action
 
 __all__ = ["task_specs"]
 
 
 def outputs(build) -> list:
-    return [build.paths.spec(stage) for stage in render.chain(build)] + \
+    return [build.paths.spec(stage) for stage in build.chain()] + \
         [build.paths.catalyst_conf, build.paths.catalystrc]
 
 
 @doit_action
 def write_specs() -> None:
+    from . import render
     build = context.current()
     texts, problems = render.render_all(build)
     if problems:
@@ -27,7 +28,7 @@ def task_specs():
     build = context.current()
     return {
         "actions": [write_specs],
-        "file_dep": [build.config.path, build.paths.pin("snapshot"), *sorted(render.SPECS_DIR.glob("*.j2"))],
+        "file_dep": [build.config.path, build.paths.pin("snapshot"), *sorted(context.SPECS_DIR.glob("*.j2"))],
         "targets": outputs(build),
         "task_dep": ["check", "snapshot", "confdirs"],
         "verbosity": 2,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from doit import create_after
 
-from . import catalyst, confdirs, context, render, stamps
+from . import confdirs, context
 from .errors import doit_action
 from .paths import STAGE_TARGETS
 
@@ -39,7 +39,7 @@ def files_named_by(build, stage: str) -> list:
 
 def inputs(build, stage: str) -> list:
     paths = build.paths
-    before = render.previous(build, stage)
+    before = build.previous(stage)
     files = [paths.spec(stage), paths.catalyst_conf, paths.catalystrc, paths.pin("snapshot"),
              paths.tarball(before) if before else paths.pin("seed")]
     return files + files_named_by(build, stage)
@@ -47,6 +47,7 @@ def inputs(build, stage: str) -> list:
 
 @doit_action
 def build_stage(stage: str, files: list) -> None:
+    from . import catalyst, stamps
     build = context.current()
     paths = build.paths
     catalyst.build_stage(
@@ -59,9 +60,9 @@ def build_stage(stage: str, files: list) -> None:
 
 def stage_task(stage: str):
     build = context.current()
-    if stage not in render.chain(build):
+    if stage not in build.chain():
         return
-    before = render.previous(build, stage)
+    before = build.previous(stage)
     files = inputs(build, stage)
     yield {
         "basename": stage,

@@ -5,7 +5,7 @@ import subprocess
 
 from doit import create_after
 
-from . import atomic, context, digestfile, pins, render
+from . import atomic, context, pins
 from .errors import doit_action
 from .reporter import say
 
@@ -23,7 +23,7 @@ def catalyst_version(build) -> str:
 def build_times(build) -> dict:
     """When each stage's artifacts were produced (from the stage's last successful attempt)."""
     times = {}
-    for stage in render.chain(build):
+    for stage in build.chain():
         attempt = pins.read(build.paths.attempt(stage)) or {}
         produced = attempt.get("produced") or {}
         if produced:
@@ -32,6 +32,7 @@ def build_times(build) -> dict:
 
 
 def build_info(build, facts) -> dict:
+    from . import digestfile
     paths = build.paths
     seed = pins.read(paths.pin("seed")) or {}
     digests = digestfile.parse(paths.sidecar(".DIGESTS").read_text())
@@ -44,7 +45,7 @@ def build_info(build, facts) -> dict:
         "seed": {"name": seed.get("name"), "sha512": seed.get("sha512")},
         "compat": pins.read(paths.pin("compat")),
         "specs": {stage: hashlib.sha256(paths.spec(stage).read_bytes()).hexdigest()
-                  for stage in render.chain(build)},
+                  for stage in build.chain()},
         "catalyst": catalyst_version(build),
         "built": build_times(build),
         "rehearsal": build.rehearsal,

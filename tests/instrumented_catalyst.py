@@ -3,7 +3,8 @@ and otherwise hands over to the project's Catalyst emulator.
 
 Environment: CATALYST_RECORD (file that gets one JSON line per call), CATALYST_FAULT
 (`<spec stem>:<fault>`: `exit2` fails, `noartifact` exits 0 without writing, `hang` waits
-until killed, `slow` takes a few seconds).
+until killed, `slow` takes a few seconds), CATALYST_PAD_MIB (grow each stage tarball by that
+many MiB, for benchmarks with realistic artifact sizes).
 """
 import json
 import os
@@ -37,7 +38,24 @@ def main():
         if fault == "hang":
             print("NOTICE  : --- Running action sequence: unpack", flush=True)
             time.sleep(3600)
-    return emulator.main(argv)
+    code = emulator.main(argv)
+    if code == 0 and os.environ.get("CATALYST_PAD_MIB") and "-f" in argv and "-T" not in argv:
+        conf = emulator.read_conf([argv[argv.index("-c") + 1]])
+        pad_tarballs(Path(argv[argv.index("-f") + 1]), Path(conf["storedir"]), int(os.environ["CATALYST_PAD_MIB"]))
+    return code
+
+
+def pad_tarballs(spec: Path, storedir: Path, mebibytes: int):
+    """Append data to the tarball this spec produced (tar readers stop at the end marker)."""
+    values = emulator.specparse.parse(spec.read_text()).values
+    builds = storedir / "builds" / values["rel_type"]
+    block = os.urandom(64 * 1024 * 1024)
+    for tarball in builds.glob(f"{values['target']}-{values['subarch']}-{values['version_stamp']}.tar*"):
+        if tarball.name.endswith(".CONTENTS.gz"):
+            continue
+        with open(tarball, "ab") as out:
+            for _ in range(mebibytes // 64):
+                out.write(block)
 
 
 if __name__ == "__main__":
