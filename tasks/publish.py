@@ -22,17 +22,20 @@ def require_boot_test(build) -> None:
                         "install QEMU (qemu-system-x86) or set boottest.enabled: false")
 
 
-def same_file(a: Path, b: Path) -> bool:
-    if not a.is_file():
-        return False
-    return os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False)
+def same_release(folder: Path, files) -> bool:
+    """Whether `folder` already holds exactly these files (a retried publish of the same build)."""
+    def same(source: Path) -> bool:
+        published = folder / source.name
+        return published.is_file() and (os.path.samefile(published, source)
+                                         or filecmp.cmp(published, source, shallow=False))
+    return folder.is_dir() and all(same(Path(f)) for f in files)
 
 
-def release_name(build) -> str:
+def release_name(build, files) -> str:
     """The version stamp; another build of the same stamp (a rebuild) gets `-2`, `-3`, ..."""
     paths = build.paths
     name, number = paths.version_stamp, 1
-    while (paths.publish_dir / name).exists() and not same_file(paths.publish_dir / name / paths.iso_name, paths.iso):
+    while (paths.publish_dir / name).exists() and not same_release(paths.publish_dir / name, files):
         number += 1
         name = f"{paths.version_stamp}-{number}"
     return name
@@ -44,7 +47,7 @@ def publish_release(build):
     require_boot_test(build)
     paths = build.paths
     files = release.release_files(paths.iso, paths.build_info)
-    folder = release.publish(files, paths.publish_dir, release_name(build), build.get("publish.keep"),
+    folder = release.publish(files, paths.publish_dir, release_name(build, files), build.get("publish.keep"),
                              iso_name=paths.iso_name)
     pins.write(paths.pin("published"), {"release": folder.name, "iso": paths.iso_name})
     say(f"   publish: {folder}")

@@ -43,7 +43,8 @@ def from_mirrors(build, have: dict | None) -> dict:
     from . import mirror, stamps
     result = mirror.fetch_latest_seed(
         build.get("seed.mirrors"), build.get("arch"), build.get("seed.flavour"),
-        build.get("seed.keyring"), build.get("seed.fingerprint"), build.paths.seed_work, have=have)
+        build.get("seed.keyring"), build.get("seed.fingerprint"), build.paths.seed_work,
+        have=(have["name"], have["size"], have["sha512"]) if have else None)
     pin = {"name": result.name, "size": result.size, "sha512": result.sha512}
     if result.path is None:
         say(f"   seed: {result.name} is still the latest; nothing downloaded")
