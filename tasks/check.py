@@ -1,11 +1,13 @@
 """`check`: everything that can be wrong before Catalyst runs, found in under a second."""
 from pathlib import Path
 
+from doit.tools import config_changed
+
 from . import context
 from .errors import UserError, doit_action
 from .reporter import say
 
-__all__ = ["task_check"]
+__all__ = ["task_check", "task_kernel_deep_check"]
 
 
 def kernel_findings(build) -> list:
@@ -39,5 +41,34 @@ def task_check():
     return {
         "actions": [run_check],
         "file_dep": [build.config.path, Path(build.get("kernel.config")), *templates],
+        "verbosity": 2,
+    }
+
+
+@doit_action
+def run_deep_check() -> None:
+    from . import kconfig
+    build = context.current()
+    findings = kconfig.deep_check(build.get("kernel.config"), build.get("kernel.source_tree"),
+                                  build.get("kernel.rules"), build.get("kernel.extra_rules"),
+                                  strict_legacy=build.get("kernel.strict_legacy"))
+    problems = [finding.message for finding in findings if finding.level == "error"]
+    if problems:
+        raise UserError("\n".join(problems))
+    say(f"   kernel-deep-check: every required option survives olddefconfig of {build.get('kernel.source_tree')}")
+
+
+def task_kernel_deep_check():
+    """Run the kernel tree's own olddefconfig on the kernel config (when kernel.source_tree is set)."""
+    build = context.current()
+    if not build.get("kernel.source_tree"):
+        return
+    yield {
+        "basename": "kernel-deep-check",
+        "actions": [run_deep_check],
+        "file_dep": [Path(build.get("kernel.config"))],
+        "uptodate": [config_changed({key: build.get(key) for key in
+                                     ("kernel.source_tree", "kernel.rules", "kernel.extra_rules")})],
+        "task_dep": ["check"],
         "verbosity": 2,
     }

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .errors import UserError
 
+PROJECT = Path(__file__).resolve().parent.parent
 RELEASE_KEY = "13EBBDBEDE7A12775DFDB1BABB572E0E2D182910"
 RELEASE_KEYRING = "/usr/share/openpgp-keys/gentoo-release.asc"
 STAGES = ("stage1", "stage2", "stage3")
@@ -228,8 +229,10 @@ def load(path, cache: Path | None = None) -> Config:
     flat = _flatten(path, raw)
     values = {}
     for key, spec_field in SCHEMA.items():
+        # Relative paths the user wrote are relative to the config file; defaults to the project.
+        base = path.parent if key in flat else PROJECT
         value = flat.pop(key, spec_field.default)
-        values[key] = _check_value(path, key, value, spec_field)
+        values[key] = _check_value(path, key, value, spec_field, base)
     if flat:
         key = sorted(flat)[0]
         raise problem(path, key, "unknown key; see the keys documented in config.yaml")
@@ -251,7 +254,7 @@ def _flatten(path, raw, prefix=""):
     return flat
 
 
-def _check_value(path, key, value, spec_field):
+def _check_value(path, key, value, spec_field, root):
     kind = spec_field.kind
     optional = isinstance(kind, str) and kind.endswith("?")
     if value is None:
@@ -285,9 +288,9 @@ def _check_value(path, key, value, spec_field):
         if text:
             raise problem(path, key, f"{value!r} {text}")
     if kind in ("path", "path?"):
-        value = str((path.parent / value).resolve()) if value else value
+        value = str((root / value).resolve()) if value else value
     if key == "repos":
-        value = [str((path.parent / item).resolve()) for item in value]
+        value = [str((root / item).resolve()) for item in value]
     return value
 
 

@@ -30,6 +30,7 @@ def task_specs():
         "actions": [write_specs],
         "file_dep": [build.config.path, build.paths.pin("snapshot"), *sorted(context.SPECS_DIR.glob("*.j2"))],
         "targets": outputs(build),
-        "task_dep": ["check", "snapshot", "confdirs"],
+        "task_dep": ["check", "snapshot", "confdirs"] +
+        (["kernel-deep-check"] if build.get("kernel.source_tree") else []),
         "verbosity": 2,
     }

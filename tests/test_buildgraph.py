@@ -174,3 +174,28 @@ def test_a_template_catalyst_would_reject_stops_before_any_stage(project):
     assert errors and all("stage3.spec" in line for line in errors), result.stdout
     assert 'Argument "chost" not recognized' in errors[0]
     assert project.calls() == []
+
+
+def test_a_broken_kernel_config_stops_before_any_stage_one_line_per_problem(project):
+    edit(project.root / "kernel-configs" / "dist-livecd.config",
+         "# CONFIG_SQUASHFS is not set\nCONFIG_DEBUG_LOCK_ALLOC=y\n")
+    result = project.doit()
+    assert result.returncode != 0
+    errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 3, result.stdout  # DEBUG_LOCK_ALLOC breaks openzfs and gentoo-zfs
+    assert any("CONFIG_SQUASHFS" in line and "livecd" in line for line in errors)
+    assert any("CONFIG_DEBUG_LOCK_ALLOC" in line and "openzfs" in line for line in errors)
+    assert project.calls() == []
+
+
+def test_without_qemu_the_boot_test_is_skipped_and_publish_refuses(project):
+    project.configure(boottest={"enabled": "auto", "qemu": "/nonexistent/qemu-system-x86_64"})
+    result = project.doit(check=True)
+    assert "boottest: skipped: /nonexistent/qemu-system-x86_64 not found" in result.stdout
+    refused = project.doit("publish")
+    assert refused.returncode != 0
+    assert "ERROR: publish: publish: the ISO was not boot-tested" in refused.stdout
+    assert not (project.root.parent / "publish").exists()
+    project.configure(boottest={"enabled": "false"})
+    assert project.doit("publish").returncode == 0
+    assert (project.root.parent / "publish" / "current").is_symlink()
