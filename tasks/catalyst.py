@@ -56,8 +56,9 @@ def preflight(command: tuple, rehearsal: bool) -> None:
         raise UserError("Catalyst must run as root; run doit as root (or rehearse: doit rehearse=1)")
 
 
-def run(argv: list, log: Path, label: str) -> int:
-    """Run `argv`, streaming its output into `log`, with a one-line progress; its exit code."""
+def run(argv: list, log: Path, label: str, expected: float | None = None) -> int:
+    """Run `argv`, streaming its output into `log`, with a one-line progress (and the time left,
+    when `expected` seconds are known from earlier runs); its exit code."""
     started = time.monotonic()
     tty = sys.stdout.isatty()
     shown = [0.0]
@@ -72,7 +73,7 @@ def run(argv: list, log: Path, label: str) -> int:
                 step = STEP.search(raw.decode(errors="replace"))
                 if step and (tty or time.monotonic() - shown[0] >= PLAIN_INTERVAL):
                     shown[0] = time.monotonic()
-                    _progress(label, step.group(1) or "creating the squashfs", started, tty)
+                    _progress(label, step.group(1) or "creating the squashfs", started, tty, expected)
             return child.wait()
         except BaseException:
             _stop(child)
@@ -82,9 +83,14 @@ def run(argv: list, log: Path, label: str) -> int:
                 sys.stdout.write("\n")
 
 
-def _progress(label, step, started, tty):
-    elapsed = time.strftime("%H:%M:%S", time.gmtime(time.monotonic() - started))
-    line = f"{prefix()}   {label}: {elapsed} {step}"
+def _clock(seconds: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(seconds))
+
+
+def _progress(label, step, started, tty, expected):
+    elapsed = time.monotonic() - started
+    left = f" (about {_clock(max(0.0, expected - elapsed))} left)" if expected else ""
+    line = f"{prefix()}   {label}: {_clock(elapsed)}{left} {step}"
     if tty:
         sys.stdout.write("\r\033[K" + line)
         sys.stdout.flush()
@@ -119,8 +125,14 @@ def remove(files) -> None:
         Path(file).unlink(missing_ok=True)
 
 
+def expected_duration(history_file: Path, task: str) -> float | None:
+    """Median of the task's earlier successful durations, from the nightly history."""
+    from . import history
+    return history.median_duration(history.load(history_file), task)
+
+
 def build_stage(task: str, command: list, rehearsal: bool, conf: str, spec: str, targets: list,
-                inputs: str, attempt_file: str, stamp_store: str, logs: str) -> None:
+                inputs: str, attempt_file: str, stamp_store: str, logs: str, history_file: str) -> None:
     """doit action of a stage task: Catalyst with `-a` unless retrying identical inputs."""
     preflight(tuple(command), rehearsal)
     attempt = pins.read(attempt_file) or {}
@@ -132,7 +144,7 @@ def build_stage(task: str, command: list, rehearsal: bool, conf: str, spec: str,
     log = log_path(Path(logs), task)
     argv = [*command, "-c", conf, *([] if resume else ["-a"]), "-f", spec]
     say(f"   {task}: catalyst {'resuming' if resume else 'building'}; log {log}")
-    code = run(argv, log, task)
+    code = run(argv, log, task, expected_duration(Path(history_file), task))
     if code != 0:
         fail(log, f"{task}: catalyst exited {code}")
     missing = [t for t in targets if not Path(t).is_file()]

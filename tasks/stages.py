@@ -55,7 +55,7 @@ def build_stage(stage: str, files: list) -> None:
         conf=str(paths.catalyst_conf), spec=str(paths.spec(stage)),
         targets=[str(t) for t in paths.targets(stage)],
         inputs=stamps.signature(paths.stamps, files), attempt_file=str(paths.attempt(stage)),
-        stamp_store=str(paths.stamps), logs=str(paths.logs))
+        stamp_store=str(paths.stamps), logs=str(paths.logs), history_file=str(paths.history))
 
 
 def stage_task(stage: str):
