@@ -10,9 +10,17 @@ from .lock import BuildLock, LockTaken
 from .reporter import prefix
 
 
+TERMINATED = []
+
+
+def _terminate(signum, frame):
+    TERMINATED.append(signum)
+    raise KeyboardInterrupt
+
+
 def stop_on_sigterm() -> None:
     """Turn SIGTERM into KeyboardInterrupt, so doit saves the tasks that finished."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate)
 
 
 class LockedRun(Run):
@@ -39,6 +47,7 @@ class NightlyCommand(Command):
 
     def execute(self, params, args):
         from .nightly import nightly
+        stop_on_sigterm()
         return nightly(context.config_path(), context.rehearsal())
 
 

@@ -149,10 +149,12 @@ def nightly(config_path: Path, rehearse: bool) -> int:
         failed = next((name for name, status, _ in reporter.EVENTS if status == "failed"), None)
         label = "[rehearsal] " if rehearse else ""
         if code != 0:
+            from .cli import TERMINATED
+            outcome = "interrupted" if TERMINATED and not failed else "failed"
             failed = failed or "nightly"
-            print(f"{label}nightly failed in {failed}; log: {task_log(build, failed, log_path)}")
-            problems = tell(build, "failed", failed, task_log(build, failed, log_path), start)
-            record(build, start, "failed", failed, log_path)
+            print(f"{label}nightly {outcome} in {failed}; log: {task_log(build, failed, log_path)}")
+            problems = tell(build, outcome, failed, task_log(build, failed, log_path), start)
+            record(build, start, outcome, failed, log_path)
             for problem in problems:
                 print(f"{label}{problem}")
             return 1

@@ -199,3 +199,25 @@ def test_without_qemu_the_boot_test_is_skipped_and_publish_refuses(project):
     project.configure(boottest={"enabled": "false"})
     assert project.doit("publish").returncode == 0
     assert (project.root.parent / "publish" / "current").is_symlink()
+
+
+def test_catalyst_3_and_a_missing_catalyst_are_refused_in_one_line(tmp_path):
+    old = tmp_path / "catalyst3"
+    old.write_text("#!/bin/sh\necho 'usage: catalyst [-h] [-s SNAPSHOT] (snapshot: a version stamp)'\n")
+    old.chmod(0o755)
+    project = Project(tmp_path, catalyst={"command": [str(old)]})
+    result = project.doit()
+    assert result.returncode != 0
+    assert "is Catalyst 3.x or older" in result.stdout
+    project.configure(catalyst={"command": ["no-such-catalyst"]})
+    result = project.doit()
+    errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1 and "not found" in errors[0] and "doit rehearse=1" in errors[0]
+    assert not (project.store / "builds").exists()
+
+
+def test_a_pinned_kernel_is_masked_in_the_cd_confdir(project):
+    project.configure(kernel={"version": "6.12.41"})
+    assert project.build() == ["installcd-stage1", "iso"]
+    mask = project.build_dir / "portage" / "isos" / "package.mask" / "zz-gentoo-zfs-livecd-kernel"
+    assert mask.read_text().splitlines() == [">sys-kernel/gentoo-kernel-6.12.41", ">virtual/dist-kernel-6.12.41"]

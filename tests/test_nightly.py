@@ -106,3 +106,36 @@ def test_a_failing_stage_notifies_by_mail_and_webhook_and_keeps_the_release(proj
     assert payload["outcome"] == "failed" and payload["failed_task"] == "stage3"
     assert "Exception running action sequence build_packages" in payload["log_tail"]
     assert payload["log_path"].endswith("stage3.log")
+
+
+def test_sigterm_stops_the_night_cleanly_and_keeps_what_finished(project):
+    import signal
+    import time
+    (project.root / "specs" / "stage2.spec.j2").open("a").write("\nportage_prefix: releng\n")
+    running = nightly(project, fault="stage3:hang")
+    while not (project.record.exists() and "stage3" in project.record.read_text()):
+        assert running.poll() is None
+        time.sleep(0.1)
+    running.send_signal(signal.SIGTERM)
+    code, out = finish(running)
+    assert code != 0
+    assert project.calls() == ["stage2", "stage3"]
+    # stage2 finished before the signal and is kept; stage3 and what follows are rebuilt.
+    assert project.build() == ["stage3", "installcd-stage1", "iso"]
+
+
+def test_upload_and_report(project, tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    project.configure(publish={"upload": f"{mirror}/"})
+    (project.root / "specs" / "installcd-stage2-minimal.spec.j2").open("a").write("\nlivecd/readme: \n")
+    (project.root / "overlay" / "cd_overlay" / "NOTES.txt").write_text("new\n")
+    code, out = finish(nightly(project))
+    assert code == 0, out
+    release = os.readlink(project.root.parent / "publish" / "current")
+    assert (mirror / release / "build-info.json").is_file()
+    assert (mirror / "latest-iso.txt").read_text() == (project.root.parent / "publish" / "latest-iso.txt").read_text()
+    report = project.doit("report", check=True)
+    page = project.build_dir / "report" / "index.html"
+    assert str(page) in report.stdout
+    assert 'src="durations.png"' in page.read_text() or "durations.png" in page.read_text()
