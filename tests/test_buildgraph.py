@@ -131,12 +131,18 @@ def test_exit_zero_without_artifact_fails_naming_it(project):
     assert project.build() == ["stage3", "installcd-stage1", "iso"]
 
 
-def test_kill_during_a_stage_leaves_nothing_believed(project):
+def build_hanging_in_stage3(project):
+    """A `doit` whose stage3 Catalyst never returns, once that Catalyst has started."""
     edit(project.root / "specs" / "stage3.spec.j2", "\nportage_prefix: releng\n")
     env = dict(os.environ, CATALYST_RECORD=str(project.record), CATALYST_FAULT="stage3:hang")
     child = subprocess.Popen([sys.executable, "-m", "doit"], cwd=project.root, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     wait_for(lambda: project.record.exists() and "stage3" in project.record.read_text())
+    return child
+
+
+def test_kill_during_a_stage_leaves_nothing_believed(project):
+    child = build_hanging_in_stage3(project)
     os.killpg(child.pid, signal.SIGKILL)
     child.wait()
     project.calls()
@@ -144,12 +150,8 @@ def test_kill_during_a_stage_leaves_nothing_believed(project):
 
 
 def test_a_second_build_is_refused_while_one_runs(project):
-    edit(project.root / "specs" / "stage3.spec.j2", "\nportage_prefix: releng\n")
-    env = dict(os.environ, CATALYST_RECORD=str(project.record), CATALYST_FAULT="stage3:hang")
-    child = subprocess.Popen([sys.executable, "-m", "doit"], cwd=project.root, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    child = build_hanging_in_stage3(project)
     try:
-        wait_for(lambda: project.record.exists() and "stage3" in project.record.read_text())
         second = project.doit()
         assert second.returncode != 0
         assert f"another build is running (pid {child.pid}, since " in second.stderr

@@ -1,7 +1,6 @@
 """The nightly run end to end: lock, skip when unchanged, notify on failure, keep the good release."""
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -10,6 +9,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from buildgraph import Project
+from test_notify import free_port
 
 
 def nightly(project, fault=None):
@@ -64,12 +64,6 @@ def test_an_unchanged_night_runs_no_catalyst_and_publishes_nothing(project):
     history = [json.loads(line) for line in (project.build_dir / "history.jsonl").read_text().splitlines()]
     assert [run["outcome"] for run in history] == ["succeeded", "succeeded"]
     assert {task["name"]: task["status"] for task in history[-1]["tasks"]}["iso"] == "skipped"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Inbox:
