@@ -163,7 +163,7 @@ class PartFile:
         self.worker = ThreadPoolExecutor(max_workers=1)
         self.hasher = MultiHasher(ALGORITHMS)
         self.hashing = None  # the batch being hashed
-        self.pending = bytearray()
+        self.pending, self.pending_size = [], 0
         self.length = 0
         if path.stat().st_size > size:  # not a prefix of this file: start over
             self.stream.truncate(0)
@@ -175,8 +175,9 @@ class PartFile:
     def append(self, piece: bytes) -> None:
         self.stream.write(piece)
         self.length += len(piece)
-        self.pending += piece
-        if len(self.pending) >= CHUNK:
+        self.pending.append(piece)
+        self.pending_size += len(piece)
+        if self.pending_size >= CHUNK:
             self.hash_pending()
 
     def submit(self, batch) -> None:
@@ -190,8 +191,9 @@ class PartFile:
 
     def hash_pending(self) -> None:
         if self.pending:
-            self.submit(self.pending)
-            self.pending = bytearray()  # the submitted buffer must not change while it is hashed
+            # One immutable batch (bytes: the hashing threads need not copy it).
+            self.submit(b"".join(self.pending))
+            self.pending, self.pending_size = [], 0
 
     def restart(self) -> None:
         self.wait()
@@ -199,7 +201,7 @@ class PartFile:
         self.stream.truncate(0)
         self.hasher.hexdigests()
         self.hasher = MultiHasher(ALGORITHMS)
-        self.pending = bytearray()
+        self.pending, self.pending_size = [], 0
         self.length = 0
 
     def finish(self) -> dict:
