@@ -105,11 +105,27 @@ def housekeeping(build, catalyst_argv) -> None:
     for stage in build.chain():
         subprocess.run([*catalyst_argv, "-c", str(build.paths.catalyst_conf), "-T", "-f",
                         str(build.paths.spec(stage))], capture_output=True, timeout=3600)
+    remove_old_stamps(build)
+
+
+def remove_old_stamps(build) -> list:
+    """Stage artifacts this project built for other version stamps (never the seed, never a
+    file it did not build itself: only those with a stamp record)."""
+    from . import stamps
+    from .paths import STAGE_TARGETS
+    paths = build.paths
+    current = {p for stage in build.chain() for p in paths.targets(stage)}
+    seed = Path(paths.seed_subpath).name + "."
+    removed = []
     for stage in build.chain():
-        current = Path(build.paths.subpath(stage)).name
-        for old in build.paths.builds.glob(current.replace(build.paths.version_stamp, "*")):
-            if old.is_file() and not old.name.startswith(current + "."):
+        for old in paths.builds.glob(f"{STAGE_TARGETS[stage]}-{paths.subarch}-*"):
+            if old in current or old.name.startswith(seed) or not old.is_file() or old.is_symlink():
+                continue
+            if stamps.known(paths.stamps, old) or old.name.endswith(".CONTENTS.gz"):
                 old.unlink()
+                stamps.forget(paths.stamps, old)
+                removed.append(old)
+    return removed
 
 
 def record(build, start, outcome, failed_task, log_path):

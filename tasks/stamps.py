@@ -58,6 +58,10 @@ def record(store: Path, path, sha512: str) -> dict:
     return stamp
 
 
+def known(store: Path, path) -> bool:
+    return _key(path) in _load(store)
+
+
 def forget(store: Path, path) -> None:
     records = _load(store)
     if records.pop(_key(path), None) is not None:

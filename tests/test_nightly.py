@@ -133,3 +133,21 @@ def test_upload_and_report(project, tmp_path):
     page = project.build_dir / "report" / "index.html"
     assert str(page) in report.stdout
     assert 'src="durations.png"' in page.read_text() or "durations.png" in page.read_text()
+
+
+def test_a_new_stamp_removes_the_old_stamps_artifacts_but_not_the_seed(project):
+    builds = project.store / "builds" / "23.0-zfs"
+    old = sorted(p.name for p in builds.glob("stage1-amd64-*"))
+    new = subprocess.run(["git", "-C", str(project.upstream), "commit-tree", "-p", project.sha, "-m", "next",
+                          f"{project.sha}^{{tree}}"], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+                                  GIT_COMMITTER_EMAIL="t@t", GIT_COMMITTER_DATE="2026-02-02T00:00:00Z",
+                                  GIT_AUTHOR_DATE="2026-02-02T00:00:00Z")).stdout.strip()
+    project.configure(snapshot={"treeish": new})
+    code, out = finish(nightly(project))
+    assert code == 0, out
+    now = sorted(p.name for p in builds.glob("stage1-amd64-*"))
+    assert old and now and not set(old) & set(now)
+    assert all("20260202T000000Z" in name for name in now)
+    assert (builds / "stage3-amd64-openrc-seed.tar.xz").exists()
+    assert project.calls()[1:] == ["stage1", "stage2", "stage3", "installcd-stage1", "iso"]
