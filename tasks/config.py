@@ -180,10 +180,6 @@ class Config:
     def get(self, key):
         return self.values[key]
 
-    @property
-    def stem(self):
-        return self.path.stem
-
 
 def problem(path, key, text):
     return UserError(f"{path.name}:{key}: {text}")

@@ -52,6 +52,7 @@ class Build(NamedTuple):
     config: config_module.Config
     paths: Paths
     rehearsal: bool
+    datestamp: str  # YYYYMMDD of the snapshot commit, for short fields such as the volume id
 
     def get(self, key):
         return self.config.get(key)
@@ -65,11 +66,6 @@ class Build(NamedTuple):
     @property
     def snapshot_pin(self) -> dict | None:
         return pins.read(self.paths.pin("snapshot"))
-
-    @property
-    def datestamp(self) -> str:
-        pin = self.snapshot_pin
-        return pin["stamp"][:8] if pin else PENDING_STAMP
 
     def chain(self) -> list:
         """The stage tasks in build order: the configured stages, then the two install-CD stages."""
@@ -93,11 +89,11 @@ def make_build(path: Path, rehearse: bool) -> Build:
     publish_dir = Path(config.get("publish.dir"))
     if rehearse:
         storedir, publish_dir = folder / "storedir", folder / "publish"
+    pin = pins.read(Paths.pin_in(folder, "snapshot"))
+    datestamp = pin["stamp"][:8] if pin else PENDING_STAMP
     stamp = config.get("version_stamp")
     if stamp == "auto":
-        pin = pins.read(folder / "pins" / "snapshot.json")
         stamp = pin["stamp"] if pin else PENDING_STAMP
-    datestamp = stamp_date(folder)
     paths = Paths(
         build_dir=folder,
         storedir=storedir,
@@ -109,12 +105,7 @@ def make_build(path: Path, rehearse: bool) -> Build:
         flavour=config.get("seed.flavour"),
         publish_dir=publish_dir,
     )
-    return Build(config, paths, rehearse)
-
-
-def stamp_date(folder: Path) -> str:
-    pin = pins.read(folder / "pins" / "snapshot.json")
-    return pin["stamp"][:8] if pin else PENDING_STAMP
+    return Build(config, paths, rehearse, datestamp)
 
 
 @cache

@@ -89,10 +89,6 @@ class Paths:
     def snapshot(self, sha: str) -> Path:
         return self.snapshots / f"{self.repo_name}-{sha}.sqfs"
 
-    def work_dir(self, stage: str) -> Path:
-        """Catalyst's chroot for a stage (removed by `catalyst -T`)."""
-        return self.storedir / "tmp" / self.subpath(stage)
-
     # the project's build folder
     @property
     def dep_file(self) -> Path:
@@ -114,7 +110,12 @@ class Paths:
         return self.build_dir / "catalystrc"
 
     def pin(self, name: str) -> Path:
-        return self.build_dir / "pins" / f"{name}.json"
+        return self.pin_in(self.build_dir, name)
+
+    @staticmethod
+    def pin_in(build_dir: Path, name: str) -> Path:
+        """A pin's file, before the rest of the paths is known (the stamp may come from it)."""
+        return build_dir / "pins" / f"{name}.json"
 
     def confdir(self, name: str) -> Path:
         """Rendered portage confdir (`stages` or `isos`): the source files plus generated ones."""
