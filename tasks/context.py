@@ -117,7 +117,8 @@ def current() -> Build:
     try:
         return make_build(config_path(), rehearsal())
     except UserError as err:
-        raise InvalidDodoFile(str(err)) from None
+        label = "[rehearsal] " if rehearsal() else ""
+        raise InvalidDodoFile(f"{label}{err}") from None
 
 
 def doit_config() -> dict:
