@@ -7,7 +7,6 @@ Usage: python bench/noop.py [--gib 4] [--runs 5]
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time

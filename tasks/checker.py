@@ -3,27 +3,17 @@
 doit's md5 checker re-hashes a touched multi-GB file on every run until its consumer reruns
 (doit-notes.md §2.1); the stamp record (tasks/stamps.py) hashes it once and remembers.
 """
-import hashlib
 import os
 
 from doit.dependency import FileChangedChecker
-
-LARGE = 1024 * 1024
-
-
-def _small_digest(path) -> str:
-    with open(path, "rb") as stream:
-        return hashlib.md5(stream.read()).hexdigest()
 
 
 class StampChecker(FileChangedChecker):
     """State is (mtime, size, digest); only a size or digest change counts as modified."""
 
     def digest(self, path, stat) -> str:
-        if stat.st_size < LARGE:
-            return _small_digest(path)
         from . import context, stamps
-        return stamps.digest(context.current().paths.stamps, path, stat)
+        return stamps.content_digest(context.current().paths.stamps, path, stat)
 
     def check_modified(self, file_path, file_stat, state):
         mtime, size, digest = state

@@ -86,7 +86,7 @@ def upload(build) -> str | None:
     if not destination or build.rehearsal:
         return None
     source = build.paths.publish_dir / pins.read(build.paths.pin("published"))["release"]
-    argv = ["rsync", "--archive", "--omit-dir-times", "--delay-updates", f"{source}",
+    argv = ["rsync", "--archive", "--omit-dir-times", "--delay-updates", str(source),
             str(build.paths.publish_dir / "latest-iso.txt"), destination]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=6 * 3600)
@@ -133,7 +133,7 @@ def record(build, start, outcome, failed_task, log_path):
     info = {}
     if build.paths.build_info.is_file():
         info = json.loads(build.paths.build_info.read_text())
-    artifacts = {p.name: p.stat().st_size for s in ("iso",) for p in build.paths.targets(s) if p.is_file()}
+    artifacts = {p.name: p.stat().st_size for p in build.paths.targets("iso") if p.is_file()}
     entry = history.RunRecord(
         start=start, end=now(), outcome=outcome, failed_task=failed_task,
         tasks=[history.TaskRun(name, status, seconds) for name, status, seconds in reporter.EVENTS],

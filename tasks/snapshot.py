@@ -1,6 +1,4 @@
 """`snapshot`: the portage tree as a commit of gentoo.git, pinned, and its Catalyst squashfs."""
-from pathlib import Path
-
 from . import context, pins
 from .errors import doit_action
 from .reporter import say

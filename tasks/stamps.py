@@ -12,6 +12,9 @@ from pathlib import Path
 from . import atomic
 from .hashing import hash_file
 
+# Below this size a file is simply hashed each time it is checked (inputs: specs, overlays).
+LARGE = 1024 * 1024
+
 _records: dict = {}
 _loaded_from: Path | None = None
 
@@ -68,15 +71,18 @@ def forget(store: Path, path) -> None:
         _save(store)
 
 
+def content_digest(store: Path, path, stat: os.stat_result) -> str:
+    """What a file's content is compared by: MD5 of a small file, the recorded SHA512 of a large one."""
+    if stat.st_size < LARGE:
+        import hashlib
+        return hashlib.md5(Path(path).read_bytes()).hexdigest()
+    return digest(store, path, stat)
+
+
 def signature(store: Path, files) -> str:
     """One digest over the names and contents of `files` (large ones by their record)."""
     import hashlib
     total = hashlib.sha256()
     for path in sorted(str(f) for f in files):
-        stat = os.stat(path)
-        if stat.st_size < 1024 * 1024:
-            content = hashlib.sha512(Path(path).read_bytes()).hexdigest()
-        else:
-            content = digest(store, path, stat)
-        total.update(f"{path}\0{content}\n".encode())
+        total.update(f"{path}\0{content_digest(store, path, os.stat(path))}\n".encode())
     return total.hexdigest()

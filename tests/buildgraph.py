@@ -42,6 +42,14 @@ class Project:
         }
         self.configure(**settings)
 
+    def new_commit(self, date: str) -> str:
+        """A commit on top of the pinned one in the upstream repository, dated `date` (UTC)."""
+        people = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                  "GIT_COMMITTER_EMAIL": "t@t", "GIT_COMMITTER_DATE": date, "GIT_AUTHOR_DATE": date}
+        return subprocess.run(["git", "-C", str(self.upstream), "commit-tree", "-p", self.sha, "-m", "next",
+                               f"{self.sha}^{{tree}}"], capture_output=True, text=True, check=True,
+                              env=dict(os.environ, **people)).stdout.strip()
+
     @property
     def config(self) -> Path:
         return self.root / "config.yaml"

@@ -81,12 +81,7 @@ def test_early_inputs_rebuild_every_stage(project, change, tmp_path):
         with open(project.seed, "ab") as out:
             out.write(b"\0")
     else:
-        new = subprocess.run(["git", "-C", str(project.upstream), "commit-tree", "-p", project.sha, "-m", "next",
-                              f"{project.sha}^{{tree}}"], capture_output=True, text=True, check=True,
-                             env=dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
-                                      GIT_COMMITTER_EMAIL="t@t", GIT_COMMITTER_DATE="2026-02-02T00:00:00Z",
-                                      GIT_AUTHOR_DATE="2026-02-02T00:00:00Z")).stdout.strip()
-        project.configure(snapshot={"treeish": new})
+        project.configure(snapshot={"treeish": project.new_commit("2026-02-02T00:00:00Z")})
     calls = project.build()
     assert calls == (["snapshot"] if change == "snapshot" else []) + EVERY_STAGE
 

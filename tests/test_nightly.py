@@ -138,12 +138,7 @@ def test_upload_and_report(project, tmp_path):
 def test_a_new_stamp_removes_the_old_stamps_artifacts_but_not_the_seed(project):
     builds = project.store / "builds" / "23.0-zfs"
     old = sorted(p.name for p in builds.glob("stage1-amd64-*"))
-    new = subprocess.run(["git", "-C", str(project.upstream), "commit-tree", "-p", project.sha, "-m", "next",
-                          f"{project.sha}^{{tree}}"], capture_output=True, text=True, check=True,
-                         env=dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
-                                  GIT_COMMITTER_EMAIL="t@t", GIT_COMMITTER_DATE="2026-02-02T00:00:00Z",
-                                  GIT_AUTHOR_DATE="2026-02-02T00:00:00Z")).stdout.strip()
-    project.configure(snapshot={"treeish": new})
+    project.configure(snapshot={"treeish": project.new_commit("2026-02-02T00:00:00Z")})
     code, out = finish(nightly(project))
     assert code == 0, out
     now = sorted(p.name for p in builds.glob("stage1-amd64-*"))
