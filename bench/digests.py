@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tasks.hashing import hash_file  # noqa: E402
+from gentoo_zfs_livecd.release.hashing import hash_file  # noqa: E402
 
 ALGORITHMS = ["md5", "sha1", "sha256", "sha512", "blake2b"]
 OPENSSL = {"md5": "-md5", "sha1": "-sha1", "sha256": "-sha256", "sha512": "-sha512",

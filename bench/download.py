@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks import mirror  # noqa: E402
+from gentoo_zfs_livecd.inputs import mirror
 
 BLOCK = 16 * 1024 * 1024
 

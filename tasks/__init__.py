@@ -2,18 +2,24 @@
 
 Task creators, one module per artifact family; dodo.py imports them from here.
 """
-from .boottest import task_boottest
-from .check import task_check, task_kernel_deep_check
-from .compat import task_compat
-from .confdirs import task_confdirs
-from .digests import task_digests
-from .publish import task_publish
-from .release_group import task_release
-from .seed import task_seed
-from .snapshot import task_snapshot
-from .specs import task_specs
-from .stages import task_installcd_stage1, task_iso, task_stage1, task_stage2, task_stage3
-from .verify import task_verify
+from tasks.boottest import task_boottest
+from tasks.check import task_check, task_kernel_deep_check
+from tasks.compat import task_compat
+from tasks.confdirs import task_confdirs
+from tasks.digests import task_digests
+from tasks.publish import task_publish
+from tasks.release import task_release
+from tasks.seed import task_seed
+from tasks.snapshot import task_snapshot
+from tasks.specs import task_specs
+from tasks.stages import (
+    task_installcd_stage1,
+    task_iso,
+    task_stage1,
+    task_stage2,
+    task_stage3,
+)
+from tasks.verify import task_verify
 
 __all__ = [
     "task_check", "task_kernel_deep_check", "task_snapshot", "task_seed", "task_compat", "task_confdirs", "task_specs",

@@ -6,9 +6,11 @@ import sys
 from doit import create_after
 from doit.tools import config_changed
 
-from . import atomic, context
-from .errors import UserError, doit_action
-from .reporter import prefix, say
+from gentoo_zfs_livecd import atomic
+from gentoo_zfs_livecd.console import prefix, say
+from gentoo_zfs_livecd.errors import UserError
+from tasks.doit_glue import context
+from tasks.doit_glue.actions import doit_action
 
 __all__ = ["task_boottest", "boot_test_wanted", "boot_test_result"]
 
@@ -31,7 +33,7 @@ def boot_test_result(build) -> dict | None:
 
 @doit_action
 def run_boot_test() -> None:
-    from . import bootcheck
+    from gentoo_zfs_livecd.iso import qemuboot
     build = context.current()
     result_file(build).unlink(missing_ok=True)
     qemu = build.get("boottest.qemu")
@@ -41,11 +43,11 @@ def run_boot_test() -> None:
         atomic.write_text(result_file(build), json.dumps({"outcome": "skipped", "reason": f"{qemu} not found"}))
         return
     try:
-        result = bootcheck.run_boot_test(
+        result = qemuboot.run_boot_test(
             build.paths.iso, build.paths.boottest_dir / "work", build.paths.boot_console,
             timeout=build.get("boottest.timeout"), accel=build.get("boottest.accel"), qemu=qemu,
             memory_mb=build.get("boottest.memory"))
-    except bootcheck.BootTestError as err:
+    except qemuboot.BootTestError as err:
         sys.stderr.write("".join(f"{prefix()}  | {line}\n" for line in err.tail))
         raise UserError(str(err)) from None
     atomic.write_text(result_file(build), json.dumps({

@@ -3,26 +3,28 @@ from pathlib import Path
 
 from doit.tools import config_changed
 
-from . import context
-from .errors import UserError, doit_action
-from .reporter import say
+from gentoo_zfs_livecd import checkout
+from gentoo_zfs_livecd.console import say
+from gentoo_zfs_livecd.errors import UserError
+from tasks.doit_glue import context
+from tasks.doit_glue.actions import doit_action
 
 __all__ = ["task_check", "task_kernel_deep_check"]
 
 
 def kernel_findings(build) -> list:
     """Kernel-config rule findings (errors and obsolete-rule notes) for the configured kernel."""
-    from . import kconfig
+    from gentoo_zfs_livecd.kernel import kconfig
     path = Path(build.get("kernel.config"))
     return kconfig.check(
         kconfig.read_config(path), build.get("kernel.rules"), build.get("kernel.extra_rules"),
         fragment=build.get("kernel.mode") == "dist", strict_legacy=build.get("kernel.strict_legacy"),
-        source=str(path.relative_to(context.ROOT)) if path.is_relative_to(context.ROOT) else str(path))
+        source=str(path.relative_to(checkout.ROOT)) if path.is_relative_to(checkout.ROOT) else str(path))
 
 
 @doit_action
 def run_check() -> None:
-    from . import render
+    from gentoo_zfs_livecd.catalyst import render
     build = context.current()
     _, problems = render.render_all(build, for_check=True)
     for finding in kernel_findings(build):
@@ -37,7 +39,7 @@ def run_check() -> None:
 def task_check():
     """Check config, render and lint every spec, and check the kernel config (no Catalyst)."""
     build = context.current()
-    templates = sorted(context.SPECS_DIR.glob("*.j2"))
+    templates = sorted(checkout.SPECS_DIR.glob("*.j2"))
     return {
         "actions": [run_check],
         "file_dep": [build.config.path, Path(build.get("kernel.config")), *templates],
@@ -47,7 +49,7 @@ def task_check():
 
 @doit_action
 def run_deep_check() -> None:
-    from . import kconfig
+    from gentoo_zfs_livecd.kernel import kconfig
     build = context.current()
     findings = kconfig.deep_check(build.get("kernel.config"), build.get("kernel.source_tree"),
                                   build.get("kernel.rules"), build.get("kernel.extra_rules"),

@@ -1,15 +1,16 @@
 """`compat`: the kernel and ZFS versions the pinned tree gives, checked against each other."""
 import dataclasses
+
 from doit.tools import config_changed
 
-from . import context, pins
-from .context import ROOT
-from .errors import doit_action
-from .reporter import say
+from gentoo_zfs_livecd import pins
+from gentoo_zfs_livecd.checkout import ZFS_KERNEL_RANGES
+from gentoo_zfs_livecd.console import say
+from tasks.doit_glue import context
+from tasks.doit_glue.actions import doit_action
 
 __all__ = ["task_compat"]
 
-RANGES = ROOT / "kernel-configs" / "zfs-kernel-ranges.json"
 
 
 def kernel_settings(build) -> dict:
@@ -18,10 +19,10 @@ def kernel_settings(build) -> dict:
 
 @doit_action
 def check_compat() -> None:
-    from . import zfscompat
+    from gentoo_zfs_livecd.kernel import zfscompat
     build = context.current()
     sqfs = build.paths.snapshot(build.snapshot_pin["sha"])
-    result = zfscompat.snapshot_compat(sqfs, **zfscompat_arguments(build), ranges_path=RANGES)
+    result = zfscompat.snapshot_compat(sqfs, **zfscompat_arguments(build), ranges_path=ZFS_KERNEL_RANGES)
     pins.write(build.paths.pin("compat"), dataclasses.asdict(result))
     say(f"   compat: {result.kernel_package}-{result.kernel_version} with "
         f"{result.zfs_package}-{result.zfs_version} (supports Linux {result.linux_min} to {result.linux_max})")
@@ -41,7 +42,7 @@ def task_compat():
     build = context.current()
     return {
         "actions": [check_compat],
-        "file_dep": [build.paths.pin("snapshot"), RANGES],
+        "file_dep": [build.paths.pin("snapshot"), ZFS_KERNEL_RANGES],
         "targets": [build.paths.pin("compat")],
         "uptodate": [config_changed(kernel_settings(build))],
         "task_dep": ["snapshot"],

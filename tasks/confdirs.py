@@ -8,8 +8,9 @@ from pathlib import Path
 
 from doit.tools import config_changed
 
-from . import atomic, context, pins
-from .errors import doit_action
+from gentoo_zfs_livecd import atomic, pins
+from tasks.doit_glue import context
+from tasks.doit_glue.actions import doit_action
 
 __all__ = ["task_confdirs", "rendered_files"]
 

@@ -2,8 +2,8 @@
 from doit import create_after
 from doit.tools import config_changed
 
-from . import context
-from .errors import doit_action
+from tasks.doit_glue import context
+from tasks.doit_glue.actions import doit_action
 
 __all__ = ["task_digests"]
 
@@ -15,12 +15,12 @@ def outputs(build) -> list:
 
 @doit_action
 def write_digests() -> None:
-    from . import signing
+    from gentoo_zfs_livecd.release import sidecars
     build = context.current()
     iso = build.paths.iso
-    signing.write_digests(iso, build.get("digests.algorithms"))
+    sidecars.write_digests(iso, build.get("digests.algorithms"))
     if build.get("digests.sign_key"):
-        signing.sign_release(iso, build.get("digests.sign_key"), build.get("digests.gnupg_home"))
+        sidecars.sign_release(iso, build.get("digests.sign_key"), build.get("digests.gnupg_home"))
 
 
 @create_after(executed="specs")

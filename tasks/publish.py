@@ -5,10 +5,12 @@ from pathlib import Path
 
 from doit import create_after
 
-from . import context, pins
-from .boottest import boot_test_result, boot_test_wanted
-from .errors import UserError, doit_action
-from .reporter import say
+from gentoo_zfs_livecd import pins
+from gentoo_zfs_livecd.console import say
+from gentoo_zfs_livecd.errors import UserError
+from tasks.boottest import boot_test_result, boot_test_wanted
+from tasks.doit_glue import context
+from tasks.doit_glue.actions import doit_action
 
 __all__ = ["task_publish", "publish_release"]
 
@@ -43,11 +45,11 @@ def release_name(build, files) -> str:
 
 def publish_release(build):
     """Publish the current ISO; returns the release folder."""
-    from . import release
+    from gentoo_zfs_livecd.release import publishing
     require_boot_test(build)
     paths = build.paths
-    files = release.release_files(paths.iso, paths.build_info)
-    folder = release.publish(files, paths.publish_dir, release_name(build, files), build.get("publish.keep"),
+    files = publishing.release_files(paths.iso, paths.build_info)
+    folder = publishing.publish(files, paths.publish_dir, release_name(build, files), build.get("publish.keep"),
                              iso_name=paths.iso_name)
     pins.write(paths.pin("published"), {"release": folder.name, "iso": paths.iso_name})
     say(f"   publish: {folder}")

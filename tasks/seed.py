@@ -2,9 +2,11 @@
 import re
 from pathlib import Path
 
-from . import context, pins
-from .errors import UserError, doit_action
-from .reporter import say
+from gentoo_zfs_livecd import pins
+from gentoo_zfs_livecd.console import say
+from gentoo_zfs_livecd.errors import UserError
+from tasks.doit_glue import context
+from tasks.doit_glue.actions import doit_action
 
 __all__ = ["task_seed"]
 
@@ -21,7 +23,7 @@ def extension(name: str) -> str:
 
 def place_link(build, source: Path) -> Path:
     """Point the fixed seed name at a local tarball (Catalyst follows symlinks)."""
-    from .atomic import symlink
+    from gentoo_zfs_livecd.atomic import symlink
     target = build.paths.seed(extension(source.name))
     for old in target.parent.glob(Path(build.paths.seed_subpath).name + ".*"):
         if old != target:
@@ -31,7 +33,8 @@ def place_link(build, source: Path) -> Path:
 
 
 def from_file(build, source: Path) -> dict:
-    from . import mirror, stamps
+    from gentoo_zfs_livecd import stamps
+    from gentoo_zfs_livecd.inputs import mirror
     name, size, sha512 = mirror.verify_local_seed(source, build.get("seed.keyring"),
                                                   build.get("seed.fingerprint"))
     stamps.record(build.paths.stamps, source, sha512)
@@ -40,7 +43,8 @@ def from_file(build, source: Path) -> dict:
 
 
 def from_mirrors(build, have: dict | None) -> dict:
-    from . import mirror, stamps
+    from gentoo_zfs_livecd import stamps
+    from gentoo_zfs_livecd.inputs import mirror
     result = mirror.fetch_latest_seed(
         build.get("seed.mirrors"), build.get("arch"), build.get("seed.flavour"),
         build.get("seed.keyring"), build.get("seed.fingerprint"), build.paths.seed_work,
@@ -62,7 +66,7 @@ def update_seed() -> None:
     if build.get("seed.file"):
         pin = from_file(build, Path(build.get("seed.file")))
     elif build.rehearsal:
-        from . import emulator
+        from gentoo_zfs_livecd.rehearsal import emulator
         placeholder = emulator.make_seed(build.paths.seed_work / "stage3-placeholder.tar.xz")
         say("   seed: emulator placeholder (no download in a rehearsal)")
         pin = from_file(build, placeholder)

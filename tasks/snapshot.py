@@ -1,18 +1,19 @@
 """`snapshot`: the portage tree as a commit of gentoo.git, pinned, and its Catalyst squashfs."""
-from . import context, pins
-from .errors import doit_action
-from .reporter import say
+from gentoo_zfs_livecd import pins
+from gentoo_zfs_livecd.console import say
+from tasks.doit_glue import context
+from tasks.doit_glue.actions import doit_action
 
 __all__ = ["task_snapshot"]
 
 
 def resolve(build) -> tuple[str, str]:
     """(sha, date) of the configured tree-ish; `stable` is fetched and its signature checked."""
-    from . import gitrepo
+    from gentoo_zfs_livecd.inputs import gitrepo
     treeish, bare = build.get("snapshot.treeish"), build.paths.bare_repo
     url = build.get("snapshot.repo_url")
     if build.rehearsal:
-        from . import emulator
+        from gentoo_zfs_livecd.rehearsal import emulator
         url = str(emulator.portage_upstream(build.paths.build_dir / "upstream" / "gentoo.git"))
     if treeish == "stable":
         sha = gitrepo.update_stable(bare, url)
@@ -28,27 +29,28 @@ def resolve(build) -> tuple[str, str]:
 
 def make_squashfs(build, sha: str) -> None:
     """`catalyst -s <sha>`: Catalyst archives that commit into `<storedir>/snapshots/`."""
-    from . import catalyst
+    from gentoo_zfs_livecd.catalyst import runner
     command = build.catalyst_command
-    catalyst.preflight(tuple(command), build.rehearsal)
-    log = catalyst.log_path(build.paths.logs, "snapshot")
-    code = catalyst.run([*command, "-c", str(build.paths.catalyst_conf), "-s", sha], log, "snapshot")
+    runner.preflight(tuple(command), build.rehearsal)
+    log = runner.log_path(build.paths.logs, "snapshot")
+    code = runner.run([*command, "-c", str(build.paths.catalyst_conf), "-s", sha], log, "snapshot")
     if code != 0:
-        catalyst.fail(log, f"snapshot: catalyst -s {sha} exited {code}")
+        runner.fail(log, f"snapshot: catalyst -s {sha} exited {code}")
     if not build.paths.snapshot(sha).is_file():
-        catalyst.fail(log, f"snapshot: catalyst exited 0 but did not write {build.paths.snapshot(sha)}")
+        runner.fail(log, f"snapshot: catalyst exited 0 but did not write {build.paths.snapshot(sha)}")
 
 
 @doit_action
 def update_snapshot() -> None:
-    from . import catalyst, gitrepo, render
-    from .atomic import write_if_changed
+    from gentoo_zfs_livecd.atomic import write_if_changed
+    from gentoo_zfs_livecd.catalyst import render, runner
+    from gentoo_zfs_livecd.inputs import gitrepo
     build = context.current()
     # Before any network traffic: no Catalyst (or the wrong one) means no build at all.
-    catalyst.preflight(tuple(build.catalyst_command), build.rehearsal)
+    runner.preflight(tuple(build.catalyst_command), build.rehearsal)
     sha, date = resolve(build)
     if not build.paths.snapshot(sha).is_file():
-        # catalyst -s reads catalyst.conf for its storedir; the specs task rewrites it later.
+        # catalyst -s reads runner.conf for its storedir; the specs task rewrites it later.
         write_if_changed(build.paths.catalyst_conf, render.catalyst_conf(build))
         write_if_changed(build.paths.catalystrc, render.catalystrc(build))
         make_squashfs(build, sha)

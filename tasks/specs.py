@@ -1,6 +1,8 @@
 """`specs`: the spec of every stage, catalyst.conf and catalystrc, rendered with the pins."""
-from . import atomic, context
-from .errors import UserError, doit_action
+from gentoo_zfs_livecd import atomic, checkout
+from gentoo_zfs_livecd.errors import UserError
+from tasks.doit_glue import context
+from tasks.doit_glue.actions import doit_action
 
 __all__ = ["task_specs"]
 
@@ -12,7 +14,7 @@ def outputs(build) -> list:
 
 @doit_action
 def write_specs() -> None:
-    from . import render
+    from gentoo_zfs_livecd.catalyst import render
     build = context.current()
     texts, problems = render.render_all(build)
     if problems:
@@ -28,7 +30,7 @@ def task_specs():
     build = context.current()
     return {
         "actions": [write_specs],
-        "file_dep": [build.config.path, build.paths.pin("snapshot"), *sorted(context.SPECS_DIR.glob("*.j2"))],
+        "file_dep": [build.config.path, build.paths.pin("snapshot"), *sorted(checkout.SPECS_DIR.glob("*.j2"))],
         "targets": outputs(build),
         "task_dep": ["check", "snapshot", "confdirs"] +
         (["kernel-deep-check"] if build.get("kernel.source_tree") else []),

@@ -1,7 +1,7 @@
 """The Catalyst stages: stage1-3, installcd-stage1 and the ISO (installcd-stage2).
 
 Each stage's inputs are its rendered spec, the artifact it starts from (or the seed pin), the
-snapshot pin, catalyst.conf and every file its spec names; its targets are exactly the files
+snapshot pin, runner.conf and every file its spec names; its targets are exactly the files
 Catalyst writes. The creators run after `specs`, when the snapshot pin (and so a
 `version_stamp: auto`) is known.
 """
@@ -9,9 +9,10 @@ from pathlib import Path
 
 from doit import create_after
 
-from . import confdirs, context
-from .errors import doit_action
-from .paths import STAGE_TARGETS
+from gentoo_zfs_livecd.paths import STAGE_TARGETS
+from tasks import confdirs
+from tasks.doit_glue import context
+from tasks.doit_glue.actions import doit_action
 
 __all__ = ["task_stage1", "task_stage2", "task_stage3", "task_installcd_stage1", "task_iso"]
 
@@ -47,10 +48,11 @@ def inputs(build, stage: str) -> list:
 
 @doit_action
 def build_stage(stage: str, files: list) -> None:
-    from . import catalyst, stamps
+    from gentoo_zfs_livecd import stamps
+    from gentoo_zfs_livecd.catalyst import runner
     build = context.current()
     paths = build.paths
-    catalyst.build_stage(
+    runner.build_stage(
         task=stage, command=build.catalyst_command, rehearsal=build.rehearsal,
         conf=str(paths.catalyst_conf), spec=str(paths.spec(stage)),
         targets=[str(t) for t in paths.targets(stage)],

@@ -5,9 +5,10 @@ import subprocess
 
 from doit import create_after
 
-from . import atomic, context, pins
-from .errors import doit_action
-from .reporter import say
+from gentoo_zfs_livecd import atomic, pins
+from gentoo_zfs_livecd.console import say
+from tasks.doit_glue import context
+from tasks.doit_glue.actions import doit_action
 
 __all__ = ["task_verify"]
 
@@ -32,7 +33,7 @@ def build_times(build) -> dict:
 
 
 def build_info(build, facts) -> dict:
-    from . import digestfile
+    from gentoo_zfs_livecd.release import digestfile
     paths = build.paths
     seed = pins.read(paths.pin("seed")) or {}
     digests = digestfile.parse(paths.sidecar(".DIGESTS").read_text())
@@ -54,9 +55,9 @@ def build_info(build, facts) -> dict:
 
 @doit_action
 def verify_iso() -> None:
-    from . import isoinspect
+    from gentoo_zfs_livecd.iso import inspection
     build = context.current()
-    facts = isoinspect.verify_iso(build.paths.iso, build.expand("livecd.volid"))
+    facts = inspection.verify_iso(build.paths.iso, build.expand("livecd.volid"))
     atomic.write_text(build.paths.build_info, json.dumps(build_info(build, facts), indent=2) + "\n")
     say(f"   verify: {facts.volume_id}: Linux {facts.kernel_release}, ZFS {facts.zfs_version}")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT_FILES = ["dodo.py", "pyproject.toml", "config.yaml", "tasks", "specs", "kernel-configs", "overlay"]
+PROJECT_FILES = ["dodo.py", "pyproject.toml", "config.yaml", "gentoo_zfs_livecd_launcher.py", "gentoo_zfs_livecd", "tasks", "specs", "kernel-configs", "overlay"]
 
 
 class Project:
@@ -25,7 +25,7 @@ class Project:
             else:
                 shutil.copy2(source, self.root / name)
         sys.path.insert(0, str(ROOT))
-        from tasks import emulator
+        from gentoo_zfs_livecd.rehearsal import emulator
         self.upstream = emulator.portage_upstream(where / "upstream.git")
         self.sha = subprocess.run(["git", "-C", str(self.upstream), "rev-parse", "stable"],
                                   capture_output=True, text=True, check=True).stdout.strip()

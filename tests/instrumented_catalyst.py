@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tasks import emulator  # noqa: E402
+from gentoo_zfs_livecd.rehearsal import emulator
 
 
 def spec_stem(argv):

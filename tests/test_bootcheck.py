@@ -13,8 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import bootsupport  # noqa: E402
 
-from tasks import bootcheck  # noqa: E402
-from tasks.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.iso import qemuboot
 
 REPO = Path(__file__).resolve().parent.parent
 SELFTEST_SCRIPT = REPO / "overlay/root_overlay/etc/local.d/zfs-selftest.start"
@@ -51,7 +51,7 @@ def guest(tmp_path_factory, guest_kernel, tools):
 @pytest.fixture(scope="module")
 def accel(tmp_path_factory, guest_kernel, tools):
     """Probed once: KVM only if the guest kernel really starts under it."""
-    return bootcheck.choose_accel("auto", QEMU, guest_kernel.vmlinuz, tmp_path_factory.mktemp("probe"))
+    return qemuboot.choose_accel("auto", QEMU, guest_kernel.vmlinuz, tmp_path_factory.mktemp("probe"))
 
 
 def make_iso(tmp_path, guest, testcase, **paths):
@@ -65,11 +65,11 @@ def make_iso(tmp_path, guest, testcase, **paths):
 def boot(tmp_path, iso, accel, **options):
     options = {"timeout": 90, "accel": accel, "memory_mb": 512, "scratch_size_mb": SCRATCH_MB,
                "poweroff_grace": 20, **options}
-    return bootcheck.run_boot_test(iso, tmp_path / "work", tmp_path / "logs/console.log", **options)
+    return qemuboot.run_boot_test(iso, tmp_path / "work", tmp_path / "logs/console.log", **options)
 
 
 def guest_lines(console_log, prefix):
-    text = bootcheck.clean_console_text(console_log.read_text())
+    text = qemuboot.clean_console_text(console_log.read_text())
     return [line.removeprefix(prefix).strip() for line in text.split("\n") if line.startswith(prefix)]
 
 
@@ -100,7 +100,7 @@ def test_passing_boot_returns_facts_and_boots_like_catalyst_grub_cfg(tmp_path, g
 def test_fail_line_is_one_line_error_with_console_tail(tmp_path, guest, accel):
     # Non-default kernel paths: extraction must follow grub.cfg's linux/initrd lines.
     iso, _ = make_iso(tmp_path, guest, "fail", kernel_path="/boot/kernel-alt", initrd_path="/boot/alt/initrd.img")
-    with pytest.raises(bootcheck.BootTestError) as caught:
+    with pytest.raises(qemuboot.BootTestError) as caught:
         boot(tmp_path, iso, accel)
 
     err = caught.value
@@ -110,14 +110,14 @@ def test_fail_line_is_one_line_error_with_console_tail(tmp_path, guest, accel):
     assert isinstance(err, UserError)
     assert err.console_log == log and log.is_file()
     assert err.powered_off
-    assert 0 < len(err.tail) <= bootcheck.TAIL_LINES
+    assert 0 < len(err.tail) <= qemuboot.TAIL_LINES
     assert any(line.startswith("ZFS-SELFTEST FAIL zpool-create") for line in err.tail)
     assert "TESTGUEST testcase: fail" in err.tail
 
 
 def test_silent_guest_times_out_and_qemu_is_killed(tmp_path, guest, accel):
     iso, _ = make_iso(tmp_path, guest, "silent")
-    with pytest.raises(bootcheck.BootTestError) as caught:
+    with pytest.raises(qemuboot.BootTestError) as caught:
         boot(tmp_path, iso, accel, timeout=25)
 
     log = tmp_path / "logs/console.log"
@@ -129,7 +129,7 @@ def test_silent_guest_times_out_and_qemu_is_killed(tmp_path, guest, accel):
 
 def test_kernel_panic_is_a_failure(tmp_path, guest, accel):
     iso, _ = make_iso(tmp_path, guest, "panic")
-    with pytest.raises(bootcheck.BootTestError) as caught:
+    with pytest.raises(qemuboot.BootTestError) as caught:
         boot(tmp_path, iso, accel)
 
     message = str(caught.value)
@@ -141,13 +141,13 @@ def test_kernel_panic_is_a_failure(tmp_path, guest, accel):
 
 def test_real_selftest_script_reports_modprobe_failure_and_powers_off(tmp_path, guest, accel):
     iso, _ = make_iso(tmp_path, guest, "script")
-    with pytest.raises(bootcheck.BootTestError) as caught:
+    with pytest.raises(qemuboot.BootTestError) as caught:
         boot(tmp_path, iso, accel)
 
     err = caught.value
     assert str(err).startswith("boot test failed: ZFS-SELFTEST FAIL modprobe: modprobe zfs failed (exit 1): ")
     assert err.powered_off, "the script must power the guest off by itself"
-    log_text = bootcheck.clean_console_text((tmp_path / "logs/console.log").read_text())
+    log_text = qemuboot.clean_console_text((tmp_path / "logs/console.log").read_text())
     before, _, after = log_text.partition("TESTGUEST noflag rc=0")
     assert after, "without the exact word zfs_selftest the script must exit 0"
     assert "ZFS-SELFTEST" not in before.split("TESTGUEST testcase: script")[1]
@@ -157,7 +157,7 @@ def test_real_selftest_script_reports_modprobe_failure_and_powers_off(tmp_path, 
 
 def test_missing_qemu_is_one_line_error(tmp_path):
     with pytest.raises(UserError) as caught:
-        bootcheck.run_boot_test(tmp_path / "any.iso", tmp_path / "work", tmp_path / "console.log",
+        qemuboot.run_boot_test(tmp_path / "any.iso", tmp_path / "work", tmp_path / "console.log",
                                 qemu="qemu-system-x86_64-absent")
     message = str(caught.value)
     assert "\n" not in message
@@ -167,15 +167,15 @@ def test_missing_qemu_is_one_line_error(tmp_path):
 
 def test_kvm_probe_tells_running_kernel_from_one_that_never_starts(tmp_path, guest):
     kernel, initramfs = guest
-    assert bootcheck.kernel_starts(QEMU, "tcg", kernel.vmlinuz, tmp_path)
-    assert not bootcheck.kernel_starts(QEMU, "tcg", initramfs, tmp_path, time_limit=5)
+    assert qemuboot.kernel_starts(QEMU, "tcg", kernel.vmlinuz, tmp_path)
+    assert not qemuboot.kernel_starts(QEMU, "tcg", initramfs, tmp_path, time_limit=5)
 
 
 def test_choose_accel_forced_modes_and_bad_mode(tmp_path):
-    assert bootcheck.choose_accel("tcg", QEMU, "unused", tmp_path) == "tcg"
-    assert bootcheck.choose_accel("kvm", QEMU, "unused", tmp_path) == "kvm"
+    assert qemuboot.choose_accel("tcg", QEMU, "unused", tmp_path) == "tcg"
+    assert qemuboot.choose_accel("kvm", QEMU, "unused", tmp_path) == "kvm"
     with pytest.raises(UserError, match="'hvf' is not one of auto, kvm, tcg"):
-        bootcheck.choose_accel("hvf", QEMU, "unused", tmp_path)
+        qemuboot.choose_accel("hvf", QEMU, "unused", tmp_path)
 
 
 # --- console logs --------------------------------------------------------------------------
@@ -190,7 +190,7 @@ def test_choose_accel_forced_modes_and_bad_mode(tmp_path):
     ("debian-guest-no-verdict.log", "none", {}),
 ])
 def test_parse_recorded_console_logs(name, outcome, fields):
-    verdict = bootcheck.parse_console((CONSOLE_LOGS / name).read_text(errors="replace"))
+    verdict = qemuboot.parse_console((CONSOLE_LOGS / name).read_text(errors="replace"))
     assert verdict.outcome == outcome
     for key, value in fields.items():
         assert getattr(verdict, key) == value
@@ -200,14 +200,14 @@ def test_parse_console_takes_the_first_verdict_and_ignores_script_source():
     text = ('say "ZFS-SELFTEST PASS kernel=$(uname -r) zfs=$zfs_version"\n'
             "\x1b[1mZFS-SELFTEST FAIL import: cannot import 'zselftest': no such pool\x1b[0m\r\n"
             "Kernel panic - not syncing: Attempted to kill init!\n")
-    verdict = bootcheck.parse_console(text)
+    verdict = qemuboot.parse_console(text)
     assert (verdict.outcome, verdict.step, verdict.message) == ("fail", "import", "cannot import 'zselftest': no such pool")
     assert verdict.line == "ZFS-SELFTEST FAIL import: cannot import 'zselftest': no such pool"
 
 
 def test_console_tail_is_clean_and_bounded():
     text = "".join(f"\x1b[32mline {i}\x1b[0m\r\n" for i in range(100))
-    tail = bootcheck.console_tail(text)
+    tail = qemuboot.console_tail(text)
     assert tail == [f"line {i}" for i in range(60, 100)]
 
 
@@ -215,20 +215,20 @@ def test_console_tail_is_clean_and_bounded():
 
 def test_grub_entry_and_selftest_arguments_from_catalyst_template():
     cfg = bootsupport.catalyst_grub_cfg("VOLID", "dokeymap nodhcp", "/boot/gentoo", "/boot/gentoo.igz")
-    entry = bootcheck.parse_grub_entry(cfg, "grub.cfg")
+    entry = qemuboot.parse_grub_entry(cfg, "grub.cfg")
     assert entry.kernel == "/boot/gentoo" and entry.initrd == "/boot/gentoo.igz"
-    assert bootcheck.selftest_boot_args(entry.args) == (
+    assert qemuboot.selftest_boot_args(entry.args) == (
         "nodhcp root=live:CDLABEL=VOLID rd.live.dir=/ rd.live.squashimg=image.squashfs cdroot "
         "console=ttyS0,115200 rd.shell=0 zfs_selftest")
 
 
 def test_grub_entry_device_prefix_default_initrd_and_no_kernel():
-    entry = bootcheck.parse_grub_entry("menuentry 'x' {\n  linux ($root)/boot/k a=1 'b c'\n}\n", "cfg")
-    assert entry == bootcheck.BootEntry(kernel="/boot/k", initrd="/boot/gentoo.igz", args=("a=1", "b c"))
-    assert bootcheck.selftest_boot_args(("console=ttyS0,115200", "zfs_selftest")) == (
+    entry = qemuboot.parse_grub_entry("menuentry 'x' {\n  linux ($root)/boot/k a=1 'b c'\n}\n", "cfg")
+    assert entry == qemuboot.BootEntry(kernel="/boot/k", initrd="/boot/gentoo.igz", args=("a=1", "b c"))
+    assert qemuboot.selftest_boot_args(("console=ttyS0,115200", "zfs_selftest")) == (
         "console=ttyS0,115200 zfs_selftest rd.shell=0")
     with pytest.raises(UserError, match=r"cfg: no `linux` line in the first menuentry"):
-        bootcheck.parse_grub_entry("set timeout=1\nmenuentry 'memtest' {\n  chainloader /memtest.efi64\n}\n", "cfg")
+        qemuboot.parse_grub_entry("set timeout=1\nmenuentry 'memtest' {\n  chainloader /memtest.efi64\n}\n", "cfg")
 
 
 def test_iso_without_grub_cfg_is_a_user_error(tmp_path, tools):
@@ -238,7 +238,7 @@ def test_iso_without_grub_cfg_is_a_user_error(tmp_path, tools):
     subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-r", "-J", "-o", str(iso), str(tmp_path / "root")],
                    check=True, stdin=subprocess.DEVNULL)
     with pytest.raises(UserError, match=r"plain.iso: cannot read /boot/grub/grub.cfg from the ISO"):
-        bootcheck.read_boot_entry(iso)
+        qemuboot.read_boot_entry(iso)
 
 
 # --- the self-test script on the host -------------------------------------------------------

@@ -6,7 +6,6 @@ import sys
 import time
 
 import pytest
-
 from buildgraph import Project
 
 EVERY_STAGE = ["stage1", "stage2", "stage3", "installcd-stage1", "iso"]

@@ -3,7 +3,6 @@ import copy
 
 import pytest
 import yaml
-
 from buildgraph import Project
 
 BAD = {

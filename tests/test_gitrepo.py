@@ -10,8 +10,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import gpgtestkeys  # noqa: E402
 
-from tasks import gitrepo  # noqa: E402
-from tasks.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.inputs import gitrepo
 
 
 class Upstream:

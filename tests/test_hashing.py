@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tasks.hashing import CHUNK, MultiHasher, hash_file  # noqa: E402
+from gentoo_zfs_livecd.release.hashing import CHUNK, MultiHasher, hash_file  # noqa: E402
 
 ALGORITHMS = ["md5", "sha1", "sha256", "sha512", "blake2b"]
 COREUTILS = {"md5": "md5sum", "sha1": "sha1sum", "sha256": "sha256sum", "sha512": "sha512sum",

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tasks import history  # noqa: E402
-from tasks.errors import UserError  # noqa: E402
-from tasks.history import RunRecord, TaskRun  # noqa: E402
+from gentoo_zfs_livecd.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.nightly import history
+from gentoo_zfs_livecd.nightly.history import RunRecord, TaskRun  # noqa: E402
 
 
 def run(day, stage1=None, stage1_status="ran", outcome="succeeded"):

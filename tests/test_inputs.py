@@ -3,11 +3,12 @@ loopback mirror with a signed listing and DIGESTS (real gpg), and the pins they 
 import hashlib
 
 import pytest
-
 from buildgraph import Project
-from tasks import digestfile, emulator
 from test_gitrepo import Upstream
 from test_mirror import Keys
+
+from gentoo_zfs_livecd.rehearsal import emulator
+from gentoo_zfs_livecd.release import digestfile
 
 EVERY_STAGE = ["stage1", "stage2", "stage3", "installcd-stage1", "iso"]
 

@@ -1,4 +1,4 @@
-"""Static ISO checks on real ISOs built by tasks.fakeiso (pycdlib and xorriso)."""
+"""Static ISO checks on real ISOs built by gentoo_zfs_livecd.rehearsal.fakeiso (pycdlib and xorriso)."""
 import shutil
 import struct
 import subprocess
@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tasks import fakeiso, isoinspect  # noqa: E402
-from tasks.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.iso import inspection
+from gentoo_zfs_livecd.rehearsal import fakeiso
 
 VOLID = "Gentoo-amd64-20260101"
 RELEASE = "6.12.41-gentoo-dist"
@@ -23,7 +24,7 @@ def build(tmp_path, name="install.iso", **kwargs):
 def failure(tmp_path, expected_volid=VOLID, **kwargs):
     iso = build(tmp_path, **kwargs)
     with pytest.raises(UserError) as caught:
-        isoinspect.verify_iso(iso, expected_volid)
+        inspection.verify_iso(iso, expected_volid)
     message = str(caught.value)
     assert "\n" not in message and message.startswith(str(iso))
     return message
@@ -31,7 +32,7 @@ def failure(tmp_path, expected_volid=VOLID, **kwargs):
 
 def test_good_iso_gives_the_facts(tmp_path):
     iso = build(tmp_path)
-    facts = isoinspect.verify_iso(iso, VOLID).as_dict()
+    facts = inspection.verify_iso(iso, VOLID).as_dict()
     assert facts["volume_id"] == VOLID
     assert facts["size"] == iso.stat().st_size
     assert facts["kernel"] == "/boot/gentoo" and facts["initramfs"] == "/boot/gentoo.igz"
@@ -51,7 +52,7 @@ def test_xorriso_made_iso_like_grub_mkrescue(tmp_path):
     toc = subprocess.run(["xorriso", "-indev", str(iso), "-report_el_torito", "plain"],
                          capture_output=True, text=True).stdout
     assert "UEFI" in toc and "BIOS" in toc
-    facts = isoinspect.verify_iso(iso, VOLID)
+    facts = inspection.verify_iso(iso, VOLID)
     assert facts.kernel_release == RELEASE
     assert facts.boot == ["bios", "efi"]
     assert facts.zfs_module.endswith("zfs.ko.xz")
@@ -81,7 +82,7 @@ def test_two_module_releases(tmp_path):
 @pytest.mark.parametrize("compression,suffix", [("xz", ".xz"), ("zst", ".zst"), ("gz", ".gz")])
 def test_compressed_modules(tmp_path, compression, suffix):
     iso = build(tmp_path, module_compression=compression)
-    facts = isoinspect.verify_iso(iso, VOLID)
+    facts = inspection.verify_iso(iso, VOLID)
     assert facts.zfs_module == f"/usr/lib/modules/{RELEASE}/extra/zfs.ko{suffix}"
     assert facts.zfs_module_version == "2.3.4-r0-gentoo"
 
@@ -98,13 +99,13 @@ def test_user_tools_differ_from_module(tmp_path):
 
 def test_gentoo_revisions_are_ignored(tmp_path):
     iso = build(tmp_path, zfs_version="2.3.4-r1-gentoo", tools_version="2.3.4")
-    assert isoinspect.verify_iso(iso, VOLID).zfs_version == "2.3.4"
+    assert inspection.verify_iso(iso, VOLID).zfs_version == "2.3.4"
 
 
 def test_older_tree_with_zfs_kmod_in_the_vdb(tmp_path):
     iso = build(tmp_path, vdb_package="sys-fs/zfs-kmod", zfs_version="2.2.7-r0-gentoo",
                 kernel_release="6.6.58-gentoo-dist")
-    facts = isoinspect.verify_iso(iso, VOLID)
+    facts = inspection.verify_iso(iso, VOLID)
     assert facts.zfs_tools_package == "sys-fs/zfs-kmod-2.2.7"
     assert facts.kernel_release == "6.6.58-gentoo-dist"
 
@@ -133,7 +134,7 @@ def test_not_an_iso(tmp_path):
     path = tmp_path / "broken.iso"
     path.write_bytes(b"\0" * 100_000)
     with pytest.raises(UserError, match="not a readable ISO 9660 image"):
-        isoinspect.verify_iso(path, VOLID)
+        inspection.verify_iso(path, VOLID)
 
 
 def test_grub_cfg_follows_catalyst_template(tmp_path):
@@ -143,17 +144,17 @@ def test_grub_cfg_follows_catalyst_template(tmp_path):
             "rd.live.squashimg=image.squashfs cdroot\n") in text
     assert text.count("\tinitrd /boot/gentoo.igz\n") == 2
     assert "cdroot rd.live.ram=1\n" in text
-    assert isoinspect.grub_boot_paths(text) == ("/boot/gentoo", "/boot/gentoo.igz")
+    assert inspection.grub_boot_paths(text) == ("/boot/gentoo", "/boot/gentoo.igz")
 
 
 def test_kernel_path_comes_from_grub_cfg():
     cfg = "menuentry 'x' {\n\tlinux /boot/vmlinuz-6.12 root=x\n\tinitrd /boot/initrd.img\n}\n"
-    assert isoinspect.grub_boot_paths(cfg) == ("/boot/vmlinuz-6.12", "/boot/initrd.img")
+    assert inspection.grub_boot_paths(cfg) == ("/boot/vmlinuz-6.12", "/boot/initrd.img")
 
 
 def test_kernel_release_from_setup_header():
     image = fakeiso.bzimage("6.12.41")
-    assert isoinspect.kernel_release(image) == "6.12.41"
+    assert inspection.kernel_release(image) == "6.12.41"
     pointer = struct.unpack_from("<H", image, 0x20E)[0] + 0x200
     assert image[pointer:].startswith(b"6.12.41 (builder@host) #1 SMP PREEMPT_DYNAMIC")
     assert image[0x1FE:0x200] == b"\x55\xaa"
@@ -163,15 +164,15 @@ def test_kernel_release_rejects_a_non_bzimage():
     image = bytearray(fakeiso.bzimage("6.12.41"))
     image[0x202:0x206] = b"XXXX"
     with pytest.raises(ValueError, match="HdrS"):
-        isoinspect.kernel_release(bytes(image))
+        inspection.kernel_release(bytes(image))
     with pytest.raises(ValueError, match="too short"):
-        isoinspect.kernel_release(b"MZ")
+        inspection.kernel_release(b"MZ")
 
 
 def test_modinfo_agrees_with_kmod(tmp_path):
     module = tmp_path / "zfs.ko"
     module.write_bytes(fakeiso.module_elf(fakeiso.zfs_modinfo("2.3.4-r0-gentoo", RELEASE)))
-    info = isoinspect.modinfo(module.read_bytes())
+    info = inspection.modinfo(module.read_bytes())
     assert info["vermagic"] == [f"{RELEASE} SMP preempt mod_unload "]
     assert info["license"] == ["Dual MIT/GPL", "Dual BSD/GPL", "CDDL"]
     tool = shutil.which("modinfo") or shutil.which("modinfo", path="/usr/sbin:/sbin")
@@ -185,17 +186,17 @@ def test_modinfo_agrees_with_kmod(tmp_path):
 
 def test_modinfo_rejects_non_elf_and_missing_section():
     with pytest.raises(UserError, match="not an ELF"):
-        isoinspect.modinfo(b"just text" * 10)
+        inspection.modinfo(b"just text" * 10)
     elf = bytearray(fakeiso.module_elf([("name", "zfs")]))
     at = elf.find(b".modinfo")
     elf[at:at + 8] = b".notinfo"
     with pytest.raises(UserError, match="no .modinfo"):
-        isoinspect.modinfo(bytes(elf))
+        inspection.modinfo(bytes(elf))
 
 
 def test_merged_usr_symlinks_are_followed(tmp_path):
     build(tmp_path)
-    root = isoinspect.LiveRoot(tmp_path / "work-install.iso" / "image.squashfs")
+    root = inspection.LiveRoot(tmp_path / "work-install.iso" / "image.squashfs")
     assert root.resolve("sbin/zpool") == "usr/bin/zpool"
     assert root.resolve("usr/sbin/zfs") == "usr/bin/zfs"
     assert root.resolve(f"lib/modules/{RELEASE}/extra/zfs.ko") == f"usr/lib/modules/{RELEASE}/extra/zfs.ko"
@@ -206,7 +207,7 @@ def test_merged_usr_symlinks_are_followed(tmp_path):
 @pytest.mark.parametrize("version,base", [("2.3.4-r0-gentoo", "2.3.4"), ("2.3.4-r12", "2.3.4"),
                                           ("2.3.4", "2.3.4"), ("2.4.0_rc2-r1", "2.4.0_rc2")])
 def test_base_version(version, base):
-    assert isoinspect.base_version(version) == base
+    assert inspection.base_version(version) == base
 
 
 def test_same_arguments_give_the_same_iso_tree_and_squashfs(tmp_path):
@@ -221,7 +222,7 @@ def test_work_dir_can_be_reused(tmp_path):
     build(tmp_path, name="a.iso")
     iso = fakeiso.build_iso(tmp_path / "b.iso", VOLID, work_dir=tmp_path / "work-a.iso",
                             kernel_release=OLD)
-    assert isoinspect.verify_iso(iso, VOLID).kernel_release == OLD
+    assert inspection.verify_iso(iso, VOLID).kernel_release == OLD
 
 
 def test_iso_names_list_the_top_level(tmp_path):
@@ -229,7 +230,7 @@ def test_iso_names_list_the_top_level(tmp_path):
     iso = pycdlib.PyCdlib()
     iso.open(str(build(tmp_path, efi=False)))
     try:
-        names = isoinspect.IsoNames(iso)
+        names = inspection.IsoNames(iso)
         assert names.listdir("/") == sorted([".disk", "README.txt", "boot", "boot.cat",
                                              "image.squashfs", "livecd"])
         assert names.exists("/boot/gentoo") and not names.exists("/boot")
@@ -247,4 +248,4 @@ def test_long_volume_id_is_refused_like_catalyst(tmp_path):
 def test_catalyst_default_volume_id_with_a_space_is_reported(tmp_path):
     iso = fakeiso.build_iso(tmp_path / "x.iso", "catalyst 2026.01")
     with pytest.raises(UserError, match="volume id is 'catalyst 2026.01', expected"):
-        isoinspect.verify_iso(iso, VOLID)
+        inspection.verify_iso(iso, VOLID)

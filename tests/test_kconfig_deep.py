@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks import kconfig
-from tasks.errors import UserError
+from gentoo_zfs_livecd.errors import UserError
+from gentoo_zfs_livecd.kernel import kconfig
 
 REPO = Path(__file__).resolve().parent.parent
 FULL = REPO / "kernel-configs" / "genkernel-amd64.config"

@@ -13,8 +13,9 @@ from werkzeug import Response
 sys.path.insert(0, str(Path(__file__).parent))
 import gpgtestkeys  # noqa: E402
 
-from tasks import digestfile, mirror  # noqa: E402
-from tasks.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.inputs import mirror
+from gentoo_zfs_livecd.release import digestfile
 
 TS = "20240317T170433Z"
 NAME = f"stage3-amd64-openrc-{TS}.tar.xz"

@@ -7,7 +7,6 @@ import sys
 
 import pytest
 from aiosmtpd.controller import Controller
-
 from buildgraph import Project
 from test_notify import free_port
 

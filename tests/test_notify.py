@@ -10,7 +10,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tasks import notify  # noqa: E402
+from gentoo_zfs_livecd.nightly import notify
 
 LOG_LINES = 500
 

@@ -14,8 +14,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from tasks import release  # noqa: E402
-from tasks.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.release import publishing
 
 ISO = "install-amd64-zfs.iso"
 
@@ -28,7 +28,7 @@ def make_release_files(directory: Path, content: bytes = b"iso data"):
         (directory / (ISO + suffix)).write_text(f"{suffix} of {len(content)}\n")
     build_info = directory / "build-info.json"
     build_info.write_text('{"kernel_release": "6.12.41-gentoo-dist"}\n')
-    return release.release_files(iso, build_info)
+    return publishing.release_files(iso, build_info)
 
 
 def visible(publish_dir: Path):
@@ -38,7 +38,7 @@ def visible(publish_dir: Path):
 def test_publish_layout(tmp_path):
     sources = make_release_files(tmp_path / "build")
     publish_dir = tmp_path / "pub"
-    final = release.publish(sources, publish_dir, "20260101T000000Z", keep=3, now=1767225600)
+    final = publishing.publish(sources, publish_dir, "20260101T000000Z", keep=3, now=1767225600)
     assert final == publish_dir / "20260101T000000Z"
     assert sorted(p.name for p in final.iterdir()) == sorted(s.name for s in sources)
     assert (final / ISO).stat().st_ino == sources[0].stat().st_ino  # same file system: hard link
@@ -51,7 +51,7 @@ def test_publish_layout(tmp_path):
 
 def test_latest_date_is_rfc2822_utc(tmp_path):
     sources = make_release_files(tmp_path / "build")
-    release.publish(sources, tmp_path / "pub", "r1", keep=1)
+    publishing.publish(sources, tmp_path / "pub", "r1", keep=1)
     first, second, entry = (tmp_path / "pub" / "latest-iso.txt").read_text().splitlines()
     stamp = email.utils.parsedate_to_datetime(first.removeprefix("# Latest as of "))
     assert first.endswith(" +0000")
@@ -66,7 +66,7 @@ def test_staging_leftovers_are_removed(tmp_path):
     leftover.mkdir(parents=True)
     (leftover / ISO).write_bytes(b"partial")
     (publish_dir / ".staging-remove-old.1").write_text("x")
-    release.publish(make_release_files(tmp_path / "build"), publish_dir, "r1", keep=1)
+    publishing.publish(make_release_files(tmp_path / "build"), publish_dir, "r1", keep=1)
     assert not [p for p in publish_dir.iterdir() if p.name.startswith(".staging-")]
 
 
@@ -74,11 +74,11 @@ def test_retention_keeps_newest_and_current(tmp_path):
     publish_dir = tmp_path / "pub"
     for day in (1, 2, 3, 4):
         sources = make_release_files(tmp_path / f"build{day}", b"x" * day)
-        release.publish(sources, publish_dir, f"2026010{day}", keep=2)
+        publishing.publish(sources, publish_dir, f"2026010{day}", keep=2)
     assert visible(publish_dir) == ["20260103", "20260104", "current", "latest-iso.txt"]
     # An older name becomes current: it stays although it is not among the newest by name.
     sources = make_release_files(tmp_path / "build0", b"rebuild")
-    release.publish(sources, publish_dir, "20251231", keep=1)
+    publishing.publish(sources, publish_dir, "20251231", keep=1)
     assert os.readlink(publish_dir / "current") == "20251231"
     assert visible(publish_dir) == ["20251231", "20260104", "current", "latest-iso.txt"]
     assert (publish_dir / "latest-iso.txt").read_text().endswith(f"20251231/{ISO} 7\n")
@@ -88,20 +88,20 @@ def test_directories_with_subdirectories_are_not_pruned(tmp_path):
     publish_dir = tmp_path / "pub"
     (publish_dir / "mirror-tools" / "bin").mkdir(parents=True)
     for name in ("r1", "r2"):
-        release.publish(make_release_files(tmp_path / name, name.encode()), publish_dir, name, keep=1)
+        publishing.publish(make_release_files(tmp_path / name, name.encode()), publish_dir, name, keep=1)
     assert visible(publish_dir) == ["current", "latest-iso.txt", "mirror-tools", "r2"]
 
 
 def test_same_release_twice(tmp_path):
     publish_dir = tmp_path / "pub"
     sources = make_release_files(tmp_path / "build")
-    release.publish(sources, publish_dir, "r1", keep=2)
+    publishing.publish(sources, publish_dir, "r1", keep=2)
     (publish_dir / "current").unlink()  # as if killed after the rename, before the pointers
-    release.publish(sources, publish_dir, "r1", keep=2)
+    publishing.publish(sources, publish_dir, "r1", keep=2)
     assert os.readlink(publish_dir / "current") == "r1"
     changed = make_release_files(tmp_path / "other", b"different iso")
     with pytest.raises(UserError, match="already published with different files"):
-        release.publish(changed, publish_dir, "r1", keep=2)
+        publishing.publish(changed, publish_dir, "r1", keep=2)
     assert (publish_dir / "r1" / ISO).read_bytes() == b"iso data"
 
 
@@ -110,23 +110,23 @@ def test_bad_arguments(tmp_path):
     publish_dir = tmp_path / "pub"
     for name in ("", ".hidden", "a/b", "current"):
         with pytest.raises(UserError, match="release name"):
-            release.publish(sources, publish_dir, name, keep=1)
+            publishing.publish(sources, publish_dir, name, keep=1)
     with pytest.raises(UserError, match="keep"):
-        release.publish(sources, publish_dir, "r1", keep=0)
+        publishing.publish(sources, publish_dir, "r1", keep=0)
     with pytest.raises(UserError, match="no such file"):
-        release.publish([tmp_path / "missing.iso"], publish_dir, "r1", keep=1)
+        publishing.publish([tmp_path / "missing.iso"], publish_dir, "r1", keep=1)
     with pytest.raises(UserError, match="iso_name"):
-        release.publish(sources, publish_dir, "r1", keep=1, iso_name="other.iso")
+        publishing.publish(sources, publish_dir, "r1", keep=1, iso_name="other.iso")
     assert not (publish_dir / "r1").exists()
 
 
 def test_concurrent_publish_is_refused(tmp_path):
     publish_dir = tmp_path / "pub"
     publish_dir.mkdir()
-    with open(publish_dir / release.LOCK_NAME, "w") as held:
+    with open(publish_dir / publishing.LOCK_NAME, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(UserError, match="another publish is running"):
-            release.publish(make_release_files(tmp_path / "build"), publish_dir, "r1", keep=1)
+            publishing.publish(make_release_files(tmp_path / "build"), publish_dir, "r1", keep=1)
     assert not (publish_dir / "r1").exists()
 
 
@@ -145,7 +145,7 @@ def test_copy_across_file_systems(tmp_path):
         pytest.skip("no second file system (tmpfs) to copy from")
     try:
         sources = make_release_files(source_dir / "build", b"copied")
-        final = release.publish(sources, tmp_path / "pub", "r1", keep=1)
+        final = publishing.publish(sources, tmp_path / "pub", "r1", keep=1)
         assert (final / ISO).read_bytes() == b"copied"
         assert (final / ISO).stat().st_ino != sources[0].stat().st_ino
         assert (final / ISO).stat().st_mtime == sources[0].stat().st_mtime  # copy2 keeps it
@@ -159,14 +159,14 @@ def test_sigkill_during_publish_leaves_previous_release_intact(tmp_path):
         pytest.skip("no second file system (tmpfs) to copy from, so no copy to interrupt")
     publish_dir = tmp_path / "pub"
     try:
-        release.publish(make_release_files(tmp_path / "old"), publish_dir, "r1", keep=5)
+        publishing.publish(make_release_files(tmp_path / "old"), publish_dir, "r1", keep=5)
         latest_before = (publish_dir / "latest-iso.txt").read_text()
         old_files = sorted(p.name for p in (publish_dir / "r1").iterdir())
 
         big = make_release_files(source_dir / "build")
         size = 512 * 1024 * 1024
         os.truncate(big[0], size)  # sparse on tmpfs: costs no memory, but the copy writes it all
-        script = ("import sys; from tasks.release import publish; "
+        script = ("import sys; from gentoo_zfs_livecd.release.publishing import publish; "
                   "publish(sys.argv[2:], sys.argv[1], 'r2', keep=5)")
         child = subprocess.Popen([sys.executable, "-c", script, str(publish_dir), *map(str, big)],
                                  cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
@@ -191,7 +191,7 @@ def test_sigkill_during_publish_leaves_previous_release_intact(tmp_path):
         assert list(publish_dir.glob(".staging-r2.*"))  # the partial copy stayed hidden
 
         # The next run clears the leftover and publishes normally.
-        release.publish(make_release_files(tmp_path / "new", b"new iso"), publish_dir, "r2", keep=5)
+        publishing.publish(make_release_files(tmp_path / "new", b"new iso"), publish_dir, "r2", keep=5)
         assert not list(publish_dir.glob(".staging-*"))
         assert os.readlink(publish_dir / "current") == "r2"
         assert re.search(rf"^r2/{ISO} 7$", (publish_dir / "latest-iso.txt").read_text(), re.M)

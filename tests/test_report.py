@@ -8,9 +8,9 @@ from urllib.parse import urlsplit
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tasks import history, report  # noqa: E402
-from tasks.errors import UserError  # noqa: E402
-from tasks.history import RunRecord, TaskRun  # noqa: E402
+from gentoo_zfs_livecd.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.nightly import history, report
+from gentoo_zfs_livecd.nightly.history import RunRecord, TaskRun  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 STAGES = ["check", "snapshot", "seed", "stage1", "stage3", "installcd-stage1", "iso"]

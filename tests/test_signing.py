@@ -12,8 +12,9 @@ TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS.parent))
 sys.path.insert(0, str(TESTS))
 import gpgtestkeys  # noqa: E402
-from tasks import digestfile, signing  # noqa: E402
-from tasks.errors import UserError  # noqa: E402
+
+from gentoo_zfs_livecd.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.release import digestfile, sidecars
 
 COREUTILS = {"blake2b": "b2sum", "sha512": "sha512sum", "md5": "md5sum", "sha1": "sha1sum",
              "sha256": "sha256sum"}
@@ -43,19 +44,19 @@ def keys(tmp_path_factory):
 
 
 def test_digests_match_coreutils(artifact):
-    digests_path, sha256_path = signing.write_digests(artifact)
+    digests_path, sha256_path = sidecars.write_digests(artifact)
     contents = artifact.with_name(artifact.name + ".CONTENTS.gz")
     parsed = digestfile.parse(digests_path.read_text())
     assert list(parsed) == [artifact.name, contents.name]
     for path in (artifact, contents):
-        assert list(parsed[path.name]) == list(signing.DEFAULT_ALGORITHMS)
-        for algorithm in signing.DEFAULT_ALGORITHMS:
+        assert list(parsed[path.name]) == list(sidecars.DEFAULT_ALGORITHMS)
+        for algorithm in sidecars.DEFAULT_ALGORITHMS:
             assert parsed[path.name][algorithm] == coreutils(COREUTILS[algorithm], path)
     assert sha256_path.read_text() == f"# SHA256 HASH\n{coreutils('sha256sum', artifact)}  {artifact.name}\n"
 
 
 def test_digests_layout_is_gentoos(artifact):
-    digests_path, _ = signing.write_digests(artifact, ["blake2b", "sha512"])
+    digests_path, _ = sidecars.write_digests(artifact, ["blake2b", "sha512"])
     lines = digests_path.read_text().splitlines()
     assert lines[0::2] == ["# BLAKE2B HASH", "# SHA512 HASH"] * 2
     assert all(line.endswith(f"  {artifact.name}") for line in lines[1:4:2])
@@ -65,7 +66,7 @@ def test_digests_layout_is_gentoos(artifact):
 def test_digests_without_contents_file(tmp_path):
     iso = tmp_path / "x.iso"
     iso.write_bytes(b"data")
-    digests_path, _ = signing.write_digests(iso, ["md5"])
+    digests_path, _ = sidecars.write_digests(iso, ["md5"])
     assert digests_path.read_text() == f"# MD5 HASH\n{coreutils('md5sum', iso)}  x.iso\n"
     # sha256sum itself accepts the sidecar (the header line is a comment it skips).
     check = subprocess.run(["sha256sum", "-c", "x.iso.sha256"], cwd=tmp_path, capture_output=True, text=True)
@@ -76,17 +77,17 @@ def test_unknown_algorithm_and_missing_artifact(tmp_path):
     iso = tmp_path / "x.iso"
     iso.write_bytes(b"data")
     with pytest.raises(UserError, match="unknown digest algorithm"):
-        signing.write_digests(iso, ["sha512", "whirlpool-9"])
+        sidecars.write_digests(iso, ["sha512", "whirlpool-9"])
     with pytest.raises(UserError, match="no such file"):
-        signing.write_digests(tmp_path / "missing.iso")
+        sidecars.write_digests(tmp_path / "missing.iso")
     assert not (tmp_path / "x.iso.DIGESTS").exists()
 
 
 def test_sign_release_and_verify_with_gpg(artifact, keys):
     home, primary, subkey, _other = keys
-    signing.write_digests(artifact)
+    sidecars.write_digests(artifact)
     plain = artifact.with_name(artifact.name + ".DIGESTS").read_text()
-    written = signing.sign_release(artifact, primary, home)
+    written = sidecars.sign_release(artifact, primary, home)
     digests_path, sha256_path, asc = written
     assert asc.name == artifact.name + ".asc"
     assert digests_path.read_text().startswith("-----BEGIN PGP SIGNED MESSAGE-----\n")
@@ -97,55 +98,55 @@ def test_sign_release_and_verify_with_gpg(artifact, keys):
         status = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--status-fd", "1", *argv],
                                 capture_output=True, text=True)
         assert status.returncode == 0 and f"VALIDSIG {subkey}" in status.stdout
-    assert signing.verify_clearsigned(digests_path, primary, home) == plain
-    signing.verify_detached(artifact, subkey, home)
-    signing.verify_detached(artifact, "releng@example.org", home)
+    assert sidecars.verify_clearsigned(digests_path, primary, home) == plain
+    sidecars.verify_detached(artifact, subkey, home)
+    sidecars.verify_detached(artifact, "releng@example.org", home)
 
 
 def test_tampered_artifact_fails_verification(artifact, keys):
     home, primary, _subkey, _other = keys
-    signing.write_digests(artifact)
-    signing.sign_release(artifact, primary, home)
+    sidecars.write_digests(artifact)
+    sidecars.sign_release(artifact, primary, home)
     with open(artifact, "r+b") as stream:
         stream.seek(1000)
         stream.write(b"\xff\x00")
     with pytest.raises(UserError, match="does not verify"):
-        signing.verify_detached(artifact, primary, home)
+        sidecars.verify_detached(artifact, primary, home)
 
 
 def test_tampered_digests_fail_verification(artifact, keys):
     home, primary, _subkey, _other = keys
-    signing.write_digests(artifact)
-    digests_path = signing.sign_release(artifact, primary, home)[0]
+    sidecars.write_digests(artifact)
+    digests_path = sidecars.sign_release(artifact, primary, home)[0]
     text = digests_path.read_text()
     line = next(l for l in text.splitlines() if l.endswith(artifact.name) and not l.startswith("#"))
     forged = ("0" if line[0] != "0" else "1") + line[1:]
     digests_path.write_text(text.replace(line, forged))
     with pytest.raises(UserError, match="does not verify"):
-        signing.verify_clearsigned(digests_path, primary, home)
+        sidecars.verify_clearsigned(digests_path, primary, home)
 
 
 def test_signature_by_another_key_is_refused(artifact, keys):
     home, primary, _subkey, other = keys
-    signing.write_digests(artifact)
-    signing.sign_release(artifact, other, home)
+    sidecars.write_digests(artifact)
+    sidecars.sign_release(artifact, other, home)
     with pytest.raises(UserError, match="not by the expected key"):
-        signing.verify_detached(artifact, primary, home)
+        sidecars.verify_detached(artifact, primary, home)
     with pytest.raises(UserError, match="not by the expected key"):
-        signing.verify_clearsigned(artifact.with_name(artifact.name + ".DIGESTS"), primary, home)
+        sidecars.verify_clearsigned(artifact.with_name(artifact.name + ".DIGESTS"), primary, home)
 
 
 def test_signing_twice_is_refused(artifact, keys):
     home, primary, _subkey, _other = keys
-    signing.write_digests(artifact)
-    signing.sign_release(artifact, primary, home)
+    sidecars.write_digests(artifact)
+    sidecars.sign_release(artifact, primary, home)
     with pytest.raises(UserError, match="already clearsigned"):
-        signing.sign_release(artifact, primary, home)
+        sidecars.sign_release(artifact, primary, home)
 
 
 def test_unknown_key(artifact, keys):
     home = keys[0]
-    signing.write_digests(artifact)
+    sidecars.write_digests(artifact)
     with pytest.raises(UserError, match="nobody@example.org"):
-        signing.sign_release(artifact, "nobody@example.org", home)
+        sidecars.sign_release(artifact, "nobody@example.org", home)
     assert not artifact.with_name(artifact.name + ".asc").exists()

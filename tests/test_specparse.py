@@ -1,7 +1,7 @@
 """The spec linter: Catalyst 4's parser exactly, its rejections, and the traps it accepts silently."""
 import pytest
 
-from tasks import specparse
+from gentoo_zfs_livecd.catalyst import grammar
 
 STAGE3 = """subarch: amd64
 target: stage3
@@ -32,7 +32,7 @@ def livecd_stage2(tmp_path, **override):
 
 
 def lint(text, check_paths=True):
-    return specparse.lint(text, "x.spec", check_paths=check_paths)
+    return grammar.lint(text, "x.spec", check_paths=check_paths)
 
 
 def test_a_good_spec_passes(tmp_path):
@@ -41,7 +41,7 @@ def test_a_good_spec_passes(tmp_path):
 
 
 def test_parser_follows_catalyst():
-    spec = specparse.parse('a: "one"\nb: x y\n  z\nc: %(a)s-2\nd: none\ne:\nf: 50%%\n')
+    spec = grammar.parse('a: "one"\nb: x y\n  z\nc: %(a)s-2\nd: none\ne:\nf: 50%%\n')
     assert spec.values == {"a": "one", "b": ["x", "y", "z"], "c": "one-2", "d": None, "f": "50%"}
 
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks import zfscompat
-from tasks.errors import UserError
+from gentoo_zfs_livecd.errors import UserError
+from gentoo_zfs_livecd.kernel import zfscompat
 
 REPO = Path(__file__).resolve().parent.parent
 RANGES = REPO / "kernel-configs" / "zfs-kernel-ranges.json"

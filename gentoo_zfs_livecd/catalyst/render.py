@@ -1,0 +1,150 @@
+"""Spec files, catalyst.conf and catalystrc, rendered from config.yaml and the pins.
+
+Templates are Jinja2 with StrictUndefined: a name the template uses but the config does not
+provide is an error, not an empty value. Every rendered spec goes through the linter.
+"""
+import json
+
+from gentoo_zfs_livecd.catalyst import grammar
+from gentoo_zfs_livecd.checkout import SPECS_DIR
+from gentoo_zfs_livecd.errors import UserError
+from gentoo_zfs_livecd.paths import STAGE_TARGETS, TEMPLATES
+from gentoo_zfs_livecd.project import Build
+
+PLACEHOLDER_SHA = "0" * 40
+
+
+def source_subpath(build: Build, stage: str) -> str:
+    before = build.previous(stage)
+    return build.paths.subpath(before) if before else build.paths.seed_subpath
+
+
+def spec_list(key: str, values) -> str:
+    """A multi-value spec key; tokens with ':' go on the key line, where Catalyst allows them."""
+    values = [values] if isinstance(values, str) else list(values or [])
+    if not values:
+        return ""
+    on_key_line = [v for v in values if ":" in v]
+    rest = [v for v in values if ":" not in v]
+    head = f"{key}: {' '.join(on_key_line)}".rstrip()
+    return "\n".join([head] + [f"\t{v}" for v in rest])
+
+
+def template_context(build: Build, for_check: bool = False) -> dict:
+    """Values the templates see. `for_check`: source confdirs and placeholders for missing pins."""
+    snapshot = build.snapshot_pin
+    if snapshot is None and not for_check:
+        raise UserError(f"{build.paths.pin('snapshot')}: no snapshot pin yet; run `doit snapshot`")
+    paths = build.paths
+    confdir = (lambda name: build.get(f"portage.{name}_confdir")) if for_check \
+        else (lambda name: str(paths.confdir(name)))
+    return {
+        "subarch": build.get("subarch"),
+        "rel_type": build.get("rel_type"),
+        "profile": build.get("profile"),
+        "livecd_profile": build.get("livecd.profile"),
+        "version_stamp": paths.version_stamp,
+        "snapshot_treeish": snapshot["sha"] if snapshot else PLACEHOLDER_SHA,
+        "compression_mode": build.get("compression_mode"),
+        "stages_confdir": confdir("stages"),
+        "isos_confdir": confdir("isos"),
+        "portage_prefix": build.get("portage.prefix"),
+        "repos": build.get("repos"),
+        "jobs": build.get("catalyst.jobs"),
+        "kernel_mode": build.get("kernel.mode"),
+        "kernel_sources": build.get("kernel.sources") or "",
+        "kernel_config": build.get("kernel.config"),
+        "kernel_packages": build.get("kernel.packages"),
+        "dracut_args": build.get("kernel.dracut_args"),
+        "livecd_iso": paths.iso_name,
+        "livecd_volid": build.expand("livecd.volid"),
+        "livecd_type": build.get("livecd.type"),
+        "livecd_bootargs": build.get("livecd.bootargs"),
+        "livecd_use": build.get("livecd.use"),
+        "livecd_packages": build.get("livecd.packages"),
+        "livecd_rcadd": build.get("livecd.rcadd"),
+        "livecd_fsscript": build.get("livecd.fsscript"),
+        "livecd_root_overlay": build.get("livecd.root_overlay"),
+        "livecd_overlay": build.get("livecd.overlay"),
+    }
+
+
+def _environment():
+    import jinja2
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(SPECS_DIR)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.globals["spec_list"] = spec_list
+    return env
+
+
+def render_spec(build: Build, stage: str, context: dict) -> str:
+    """The spec text of one stage task; template errors are one line naming the template."""
+    import jinja2
+    name = TEMPLATES[stage]
+    values = dict(context, source_subpath=source_subpath(build, stage))
+    try:
+        text = _environment().get_template(name).render(values)
+    except jinja2.TemplateError as err:
+        line = getattr(err, "lineno", None)
+        where = f"specs/{name}" + (f":{line}" if line else "")
+        raise UserError(f"{where}: {err.message if hasattr(err, 'message') else err}; fix the template")
+    # Blank lines left by empty optional keys carry no meaning for Catalyst; drop runs of them.
+    lines = [line for line in text.splitlines()]
+    compact = [line for i, line in enumerate(lines) if line.strip() or (i and lines[i - 1].strip())]
+    return "\n".join(compact).strip() + "\n"
+
+
+def check_target(stage: str, text: str, source: str) -> list:
+    """Lint problems, plus a template whose `target` is not the stage's Catalyst target."""
+    problems = grammar.lint(text, source)
+    target = grammar.parse(text, source).values.get("target")
+    if target != STAGE_TARGETS[stage]:
+        problems.append(f"{source}: target: {target!r}, but this template is for {STAGE_TARGETS[stage]}")
+    return problems
+
+
+def render_all(build: Build, for_check: bool = False) -> tuple[dict, list]:
+    """({stage: spec text}, problems) for every stage task of the build."""
+    context = template_context(build, for_check)
+    texts, problems = {}, []
+    for stage in build.chain():
+        try:
+            text = render_spec(build, stage, context)
+        except UserError as err:
+            problems.append(str(err))
+            continue
+        source = f"specs/{TEMPLATES[stage]} -> {build.paths.spec(stage).name}"
+        problems += check_target(stage, text, source)
+        texts[stage] = text
+    return texts, problems
+
+
+def catalyst_conf(build: Build) -> str:
+    """catalyst.conf (TOML). No `digests` (the project writes them) and no `seedcache`
+    (doit owns dependency tracking); `options` is always present, as Catalyst needs."""
+    options = ["autoresume", "bindist"]
+    options += [name for name in ("kerncache", "pkgcache") if build.get(f"catalyst.{name}")]
+    lines = [
+        "# Generated from config.yaml by gentoo-zfs-livecd; edit config.yaml instead.",
+        f"storedir = {json.dumps(str(build.paths.storedir))}",
+        f"distdir = {json.dumps(build.get('catalyst.distdir'))}",
+        f"envscript = {json.dumps(str(build.paths.catalystrc))}",
+        f"jobs = {build.get('catalyst.jobs')}",
+        f"options = {json.dumps(sorted(options))}",
+    ]
+    if build.get("catalyst.load_average") is not None:
+        lines.append(f"load-average = {build.get('catalyst.load_average')}")
+    if build.get("catalyst.binhost"):
+        lines.append(f"binhost = {json.dumps(build.get('catalyst.binhost'))}")
+    return "\n".join(lines) + "\n"
+
+
+def catalystrc(build: Build) -> str:
+    return ("# Generated from config.yaml by gentoo-zfs-livecd; sourced by Catalyst in the chroot.\n"
+            f"export MAKEOPTS=\"-j{build.get('catalyst.jobs')}\"\n")
+

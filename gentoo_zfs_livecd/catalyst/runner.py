@@ -1,0 +1,158 @@
+"""Running Catalyst: argv only, the full log in a file, one live progress line, checked outputs.
+
+Catalyst writes its artifacts in place and exits 0 in several cases without writing them
+(catalyst-4.md §5), so a stage's old targets are removed before it runs and every predicted
+target must exist afterwards. A failed or killed run leaves no target behind that a later run
+could take for a good one.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from functools import cache
+from pathlib import Path
+
+from gentoo_zfs_livecd import atomic, pins, stamps
+from gentoo_zfs_livecd.console import prefix, say
+from gentoo_zfs_livecd.errors import UserError
+
+STEP = re.compile(r"Running action sequence: (\S+)|Creating .* tree snapshot (\S+)")
+LOG_TAIL = 30
+PLAIN_INTERVAL = 60  # seconds between progress lines when output is not a terminal
+
+
+@cache
+def run_id() -> str:
+    """One log folder per doit process."""
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+def log_path(logs: Path, task: str) -> Path:
+    """`logs/<run>/<task>.log`, with `logs/latest` pointing at the current run."""
+    folder = logs / run_id()
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic.symlink(run_id(), logs / "latest")
+    return folder / f"{task}.log"
+
+
+@cache
+def preflight(command: tuple, rehearsal: bool) -> None:
+    """Refuse, in one line, a missing Catalyst, Catalyst 3.x, or a non-root user."""
+    if shutil.which(command[0]) is None:
+        raise UserError(f"catalyst.command: {command[0]!r} not found; install dev-util/catalyst 4.x "
+                        "on a Gentoo host, or try the whole build without it: doit rehearse=1")
+    try:
+        usage = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=120).stdout
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise UserError(f"catalyst.command: {' '.join(command)} --help failed ({err})")
+    if "git-treeish" not in usage:
+        raise UserError(f"catalyst.command: {' '.join(command)} is Catalyst 3.x or older (no "
+                        "git-treeish in --help); this project needs Catalyst 4.x")
+    if not rehearsal and os.geteuid() != 0:
+        raise UserError("Catalyst must run as root; run doit as root (or rehearse: doit rehearse=1)")
+
+
+def run(argv: list, log: Path, label: str, expected: float | None = None) -> int:
+    """Run `argv`, streaming its output into `log`, with a one-line progress (and the time left,
+    when `expected` seconds are known from earlier runs); its exit code."""
+    started = time.monotonic()
+    tty = sys.stdout.isatty()
+    shown = [0.0]
+    with open(log, "ab") as out:
+        out.write(f"*** Running command: {' '.join(argv)}\n".encode())
+        out.flush()
+        child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            for raw in child.stdout:
+                out.write(raw)
+                step = STEP.search(raw.decode(errors="replace"))
+                if step and (tty or time.monotonic() - shown[0] >= PLAIN_INTERVAL):
+                    shown[0] = time.monotonic()
+                    _progress(label, step.group(1) or "creating the squashfs", started, tty, expected)
+            return child.wait()
+        except BaseException:
+            _stop(child)
+            raise
+        finally:
+            if tty:
+                sys.stdout.write("\n")
+
+
+def _clock(seconds: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(seconds))
+
+
+def _progress(label, step, started, tty, expected):
+    elapsed = time.monotonic() - started
+    left = f" (about {_clock(max(0.0, expected - elapsed))} left)" if expected else ""
+    line = f"{prefix()}   {label}: {_clock(elapsed)}{left} {step}"
+    if tty:
+        sys.stdout.write("\r\033[K" + line)
+        sys.stdout.flush()
+    else:
+        print(line, flush=True)
+
+
+def _stop(child: subprocess.Popen) -> None:
+    """Stop Catalyst and everything it started (its own process group)."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(child.pid, sig)
+            child.wait(wait)
+            return
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            continue
+
+
+def tail(log: Path, count: int) -> list:
+    with open(log, errors="replace") as stream:
+        return list(deque(stream, maxlen=count))
+
+
+def fail(log: Path, text: str):
+    """Show the end of the log, then raise the one-line error."""
+    sys.stderr.write("".join(f"{prefix()}  | {line}" for line in tail(log, LOG_TAIL)))
+    raise UserError(f"{text}; full log: {log}")
+
+
+def remove(files) -> None:
+    for file in files:
+        Path(file).unlink(missing_ok=True)
+
+
+def expected_duration(history_file: Path, task: str) -> float | None:
+    """Median of the task's earlier successful durations, from the nightly history."""
+    from gentoo_zfs_livecd.nightly import history
+    return history.median_duration(history.load(history_file), task)
+
+
+def build_stage(task: str, command: list, rehearsal: bool, conf: str, spec: str, targets: list,
+                inputs: str, attempt_file: str, stamp_store: str, logs: str, history_file: str) -> None:
+    """doit action of a stage task: Catalyst with `-a` unless retrying identical inputs."""
+    preflight(tuple(command), rehearsal)
+    attempt = pins.read(attempt_file) or {}
+    resume = attempt.get("inputs") == inputs and attempt.get("outcome") == "failed"
+    remove(targets)
+    for target in targets:
+        stamps.forget(Path(stamp_store), target)
+    pins.write(attempt_file, {"inputs": inputs, "outcome": "failed"})
+    log = log_path(Path(logs), task)
+    argv = [*command, "-c", conf, *([] if resume else ["-a"]), "-f", spec]
+    say(f"   {task}: catalyst {'resuming' if resume else 'building'}; log {log}")
+    code = run(argv, log, task, expected_duration(Path(history_file), task))
+    if code != 0:
+        fail(log, f"{task}: catalyst exited {code}")
+    missing = [t for t in targets if not Path(t).is_file()]
+    if missing:
+        remove(targets)
+        fail(log, f"{task}: catalyst exited 0 but did not write {missing[0]}")
+    produced = {}
+    from gentoo_zfs_livecd.release.hashing import hash_file
+    for target in targets:
+        produced[target] = stamps.record(Path(stamp_store), target, hash_file(target, ["sha512"])["sha512"])
+    pins.write(attempt_file, {"inputs": inputs, "outcome": "ok", "produced": produced})

@@ -1,0 +1,47 @@
+"""One lock per build folder, held for a whole `doit` run or nightly.
+
+flock(2) is released by the kernel when its holder dies, so a lock left by a killed process
+never blocks; the file's text only says who holds it.
+"""
+import fcntl
+import os
+import time
+from pathlib import Path
+
+from gentoo_zfs_livecd.errors import UserError
+
+
+class LockTaken(UserError):
+    """Another build holds the lock."""
+
+
+class BuildLock:
+    def __init__(self, path):
+        self.path = Path(path)
+        self.fd = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").split()
+            os.close(fd)
+            pid, since = (holder + ["?", "?"])[:2]
+            raise LockTaken(f"another build is running (pid {pid}, since {since})") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {time.strftime('%H:%M')}\n".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()

@@ -1,0 +1,82 @@
+"""The project and one build of it: the checkout's folders, a config's build folder and paths.
+
+Nothing here touches the network or reads big files: `doit list` stays fast.
+"""
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+from gentoo_zfs_livecd import config as config_module
+from gentoo_zfs_livecd import pins
+from gentoo_zfs_livecd.checkout import EMULATOR, ROOT
+from gentoo_zfs_livecd.paths import Paths
+
+INSTALL_CD_STAGES = ["installcd-stage1", "iso"]
+PENDING_STAMP = "pending"
+
+
+def build_dir(path: Path, rehearse: bool) -> Path:
+    """`build/<config stem>/`, or `build/rehearsal/<config stem>/` for a rehearsal."""
+    base = ROOT / "build"
+    return (base / "rehearsal" / path.stem) if rehearse else (base / path.stem)
+
+
+class Build(NamedTuple):
+    """One build's settings and paths."""
+    config: config_module.Config
+    paths: Paths
+    rehearsal: bool
+    datestamp: str  # YYYYMMDD of the snapshot commit, for short fields such as the volume id
+
+    def get(self, key):
+        return self.config.get(key)
+
+    @property
+    def catalyst_command(self) -> list:
+        if self.rehearsal:
+            return [sys.executable, str(EMULATOR)]
+        return self.config.get("catalyst.command")
+
+    @property
+    def snapshot_pin(self) -> dict | None:
+        return pins.read(self.paths.pin("snapshot"))
+
+    def chain(self) -> list:
+        """The stage tasks in build order: the configured stages, then the two install-CD stages."""
+        return list(self.get("stages")) + INSTALL_CD_STAGES
+
+    def previous(self, stage: str) -> str | None:
+        """The stage whose output seeds `stage` (None: the downloaded or given seed)."""
+        order = self.chain()
+        index = order.index(stage)
+        return order[index - 1] if index else None
+
+    def expand(self, key) -> str:
+        return config_module.expand(self.get(key), self.paths.version_stamp, self.datestamp)
+
+
+def make_build(path: Path, rehearse: bool) -> Build:
+    """Load the config at `path` and derive every path of its build."""
+    folder = build_dir(path, rehearse)
+    config = config_module.load(path, cache=folder / "config.json")
+    storedir = Path(config.get("storedir"))
+    publish_dir = Path(config.get("publish.dir"))
+    if rehearse:
+        storedir, publish_dir = folder / "storedir", folder / "publish"
+    pin = pins.read(Paths.pin_in(folder, "snapshot"))
+    datestamp = pin["stamp"][:8] if pin else PENDING_STAMP
+    stamp = config.get("version_stamp")
+    if stamp == "auto":
+        stamp = pin["stamp"] if pin else PENDING_STAMP
+    paths = Paths(
+        build_dir=folder,
+        storedir=storedir,
+        rel_type=config.get("rel_type"),
+        subarch=config.get("subarch"),
+        version_stamp=stamp,
+        tarball_ext=config_module.COMPRESSION_MODES[config.get("compression_mode")],
+        iso_name=config_module.expand(config.get("livecd.iso"), stamp, datestamp),
+        flavour=config.get("seed.flavour"),
+        publish_dir=publish_dir,
+    )
+    return Build(config, paths, rehearse, datestamp)

@@ -1,0 +1,213 @@
+"""Publish a release directory so that readers see the old release or the new, never a part.
+
+Layout of `publish_dir` (it belongs to `publish`; every flat, non-hidden directory in it is
+taken for a release and may be pruned):
+
+    <release_name>/<iso> + sidecars + build-info.json
+    current -> <release_name>
+    latest-iso.txt            Gentoo's layout: "# Latest as of <date -uR>", "# ts=<epoch>",
+                              "<release_name>/<iso> <size>"
+    .staging-*                work in progress or leftovers of a killed run (removed at start)
+    .publish.lock             held while publishing, so two runs cannot interleave
+
+Publishing a release name that already exists is allowed only when the existing directory
+holds the same files with the same content (the run that made it was killed before it
+updated `current`): the pointers are then brought up to date. Different content raises
+UserError, because replacing a published release would change files that mirrors and
+users may already have fetched.
+"""
+import contextlib
+import datetime
+import email.utils
+import fcntl
+import filecmp
+import os
+import shutil
+import time
+from pathlib import Path
+
+from gentoo_zfs_livecd import atomic
+from gentoo_zfs_livecd.errors import UserError
+
+STAGING_PREFIX = ".staging-"
+LOCK_NAME = ".publish.lock"
+CURRENT = "current"
+SIDECAR_SUFFIXES = (".DIGESTS", ".sha256", ".asc", ".CONTENTS.gz")
+
+
+def release_files(iso, build_info=None) -> list:
+    """The ISO, those of its sidecars that exist, and build-info.json if given."""
+    iso = Path(iso)
+    files = [iso] + [iso.with_name(iso.name + s) for s in SIDECAR_SUFFIXES
+                     if iso.with_name(iso.name + s).is_file()]
+    return files + ([Path(build_info)] if build_info else [])
+
+
+def publish(sources, publish_dir, release_name: str, keep: int, latest_file="latest-iso.txt",
+            iso_name=None, now=None) -> Path:
+    """Publish `sources` as `<publish_dir>/<release_name>/`; return that path.
+
+    The files are hard-linked (copied across file systems) into a hidden staging folder,
+    synced, and the folder is renamed into place; then `latest_file` and `current` are
+    replaced, and all but the `keep` newest releases (by name) are removed, never the one
+    `current` points to. iso_name: the basename listed in `latest_file` (default: the first
+    source ending in .iso). now: epoch seconds for the latest file (default: the clock).
+    Raises UserError for bad arguments, missing sources or a conflicting existing release.
+    """
+    publish_dir = Path(publish_dir)
+    sources = [Path(s) for s in sources]
+    check_release_name(release_name)
+    if keep < 1:
+        raise UserError(f"keep={keep}: at least the current release must be kept; use keep >= 1")
+    iso = pick_iso(sources, iso_name)
+    publish_dir.mkdir(parents=True, exist_ok=True)
+    with publish_lock(publish_dir):
+        remove_staging_leftovers(publish_dir)
+        final = publish_dir / release_name
+        if final.exists():
+            require_same_release(final, sources)
+        else:
+            stage_and_rename(sources, publish_dir, release_name)
+        size = (final / iso.name).stat().st_size
+        write_latest(publish_dir / latest_file, f"{release_name}/{iso.name}", size,
+                     time.time() if now is None else now)
+        atomic.symlink(release_name, publish_dir / CURRENT)
+        fsync_dir(publish_dir)
+        prune(publish_dir, keep)
+    return final
+
+
+def check_release_name(name: str) -> None:
+    if not name or "/" in name or name.startswith(".") or name in (CURRENT, "..") or "\0" in name:
+        raise UserError(f"release name {name!r} is not usable as a directory name; "
+                        "use something like a timestamp (20260101T000000Z)")
+
+
+def pick_iso(sources, iso_name):
+    if not sources:
+        raise UserError("nothing to publish: the list of sources is empty")
+    names = [s.name for s in sources]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise UserError(f"two sources are named {', '.join(duplicates)}; a release is one flat folder")
+    missing = [str(s) for s in sources if not s.is_file()]
+    if missing:
+        raise UserError(f"cannot publish {', '.join(missing)}: no such file; build it first")
+    if iso_name is None:
+        isos = [s for s in sources if s.name.endswith(".iso")]
+        return isos[0] if isos else sources[0]
+    for source in sources:
+        if source.name == iso_name:
+            return source
+    raise UserError(f"iso_name {iso_name!r} is not one of the sources ({', '.join(names)})")
+
+
+@contextlib.contextmanager
+def publish_lock(publish_dir: Path):
+    """An exclusive flock on `<publish_dir>/.publish.lock`, released by the kernel if we die."""
+    path = publish_dir / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{path}: another publish is running in {publish_dir}; "
+                            "wait for it to finish") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def remove_staging_leftovers(publish_dir: Path) -> None:
+    for entry in publish_dir.iterdir():
+        if entry.name.startswith(STAGING_PREFIX):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
+def stage_and_rename(sources, publish_dir: Path, release_name: str) -> None:
+    staging = publish_dir / f"{STAGING_PREFIX}{release_name}.{os.getpid()}"
+    staging.mkdir()
+    for source in sources:
+        link_or_copy(source, staging / source.name)
+    fsync_dir(staging)
+    os.rename(staging, publish_dir / release_name)
+    fsync_dir(publish_dir)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Hard link when on the same file system (no data copied), else copy; then fsync."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def require_same_release(final: Path, sources) -> None:
+    published = sorted(p.name for p in final.iterdir())
+    wanted = sorted(s.name for s in sources)
+    same = published == wanted and all(
+        _same_file(source, final / source.name) for source in sources)
+    if not same:
+        raise UserError(f"{final}: release {final.name} is already published with different files; "
+                        "choose a new release name or remove that directory")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if os.path.samefile(a, b):
+        return True
+    return a.stat().st_size == b.stat().st_size and filecmp.cmp(a, b, shallow=False)
+
+
+def latest_text(relative_path: str, size: int, now: float) -> str:
+    """Gentoo's latest-*.txt (copy_buildsync.sh): `date -uR`, `ts=`, then `<path> <size>`."""
+    stamp = email.utils.format_datetime(datetime.datetime.fromtimestamp(int(now), datetime.timezone.utc))
+    return f"# Latest as of {stamp}\n# ts={int(now)}\n{relative_path} {size}\n"
+
+
+def write_latest(path: Path, relative_path: str, size: int, now: float) -> None:
+    atomic.write_text(path, latest_text(relative_path, size, now))
+
+
+def releases(publish_dir: Path) -> list:
+    """Names of the release directories, oldest first (by name)."""
+    found = []
+    for entry in publish_dir.iterdir():
+        if entry.name.startswith(".") or entry.is_symlink() or not entry.is_dir():
+            continue
+        # A release is flat; anything with subdirectories is not ours to prune.
+        if all(not child.is_dir() or child.is_symlink() for child in entry.iterdir()):
+            found.append(entry.name)
+    return sorted(found)
+
+
+def prune(publish_dir: Path, keep: int) -> list:
+    """Remove all but the `keep` newest releases and the current one; return the removed names."""
+    current = publish_dir / CURRENT
+    protected = os.readlink(current) if current.is_symlink() else None
+    names = releases(publish_dir)
+    removed = []
+    for name in names[:-keep]:
+        if name == protected:
+            continue
+        # Renamed first, so a run killed mid-delete leaves only a hidden leftover.
+        doomed = publish_dir / f"{STAGING_PREFIX}remove-{name}.{os.getpid()}"
+        os.rename(publish_dir / name, doomed)
+        shutil.rmtree(doomed)
+        removed.append(name)
+    return removed

@@ -1,0 +1,31 @@
+"""doit's file checker for this build: small inputs by content, large artifacts by stamp.
+
+doit's md5 checker re-hashes a touched multi-GB file on every run until its consumer reruns
+(doit-notes.md §2.1); the stamp record (tasks/stamps.py) hashes it once and remembers.
+"""
+import os
+
+from doit.dependency import FileChangedChecker
+
+
+class StampChecker(FileChangedChecker):
+    """State is (mtime, size, digest); only a size or digest change counts as modified."""
+
+    def digest(self, path, stat) -> str:
+        from gentoo_zfs_livecd import stamps
+        from tasks.doit_glue import context
+        return stamps.content_digest(context.current().paths.stamps, path, stat)
+
+    def check_modified(self, file_path, file_stat, state):
+        mtime, size, digest = state
+        if file_stat.st_size != size:
+            return True
+        if file_stat.st_mtime == mtime:
+            return False
+        return self.digest(file_path, file_stat) != digest
+
+    def get_state(self, dep, current_state):
+        stat = os.stat(dep)
+        if current_state and current_state[0] == stat.st_mtime and current_state[1] == stat.st_size:
+            return None
+        return stat.st_mtime, stat.st_size, self.digest(dep, stat)

@@ -1,0 +1,65 @@
+"""doit commands of this project: `run` under the build lock (later: `nightly`, `report`)."""
+import signal
+import sys
+
+from doit.cmd_base import Command
+from doit.cmd_run import Run
+
+from gentoo_zfs_livecd.console import prefix
+from gentoo_zfs_livecd.lock import BuildLock, LockTaken
+from tasks.doit_glue import context
+
+TERMINATED = []
+
+
+def _terminate(signum, frame):
+    TERMINATED.append(signum)
+    raise KeyboardInterrupt
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so doit saves the tasks that finished."""
+    signal.signal(signal.SIGTERM, _terminate)
+
+
+class LockedRun(Run):
+    """doit's `run`, holding the build folder's lock; a second build is refused at once."""
+
+    def execute(self, params, args):
+        build = context.current()
+        stop_on_sigterm()
+        try:
+            with BuildLock(build.paths.lock):
+                return super().execute(params, args)
+        except LockTaken as err:
+            sys.stderr.write(f"{prefix()}ERROR: {err}\n")
+            return 3
+
+
+
+class NightlyCommand(Command):
+    """`doit nightly`: the cron build (gentoo-zfs-livecd-nightly) from doit."""
+    name = "nightly"
+    doc_purpose = "refresh the moving inputs, build, check, publish and notify (the cron build)"
+    doc_usage = "[config=PATH] [rehearse=1]"
+    doc_description = None
+
+    def execute(self, params, args):
+        from tasks.doit_glue.nightly import nightly
+        stop_on_sigterm()
+        return nightly(context.config_path(), context.rehearsal())
+
+
+class ReportCommand(Command):
+    """`doit report`: an HTML page of the build history with plots."""
+    name = "report"
+    doc_purpose = "write build/<config>/report/index.html from the run history"
+    doc_usage = "[config=PATH] [rehearse=1]"
+    doc_description = None
+
+    def execute(self, params, args):
+        from gentoo_zfs_livecd.nightly.report import render_report
+        paths = context.current().paths
+        page = render_report(paths.history, paths.report_dir)
+        sys.stdout.write(f"{prefix()}report: {page}\n")
+        return 0

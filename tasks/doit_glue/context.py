@@ -1,0 +1,62 @@
+"""The build being run: which config, which build folder, rehearsal or real.
+
+Read from doit's command-line variables (`config=PATH`, `rehearse=1`, `refresh=1`) once per
+process. Nothing here touches the network or reads big files: `doit list` stays fast.
+"""
+from functools import cache
+from pathlib import Path
+
+from gentoo_zfs_livecd import checkout, console, project
+from gentoo_zfs_livecd.errors import UserError
+
+
+def _var(name, default=None):
+    from doit import get_var
+    return get_var(name, default)
+
+
+def _flag(name) -> bool:
+    return str(_var(name, "0")).lower() in ("1", "yes", "true", "on")
+
+
+def config_path() -> Path:
+    return Path(_var("config", checkout.DEFAULT_CONFIG)).absolute()
+
+
+def rehearsal() -> bool:
+    return _flag("rehearse")
+
+
+def refresh() -> bool:
+    return _flag("refresh")
+
+
+@cache
+def current() -> project.Build:
+    """The build named on doit's command line; a bad config is one line, no traceback."""
+    from doit.exceptions import InvalidDodoFile
+    console.set_rehearsal(rehearsal())
+    try:
+        return project.make_build(config_path(), rehearsal())
+    except UserError as err:
+        raise InvalidDodoFile(f"{console.prefix()}{err}") from None
+
+
+def doit_config() -> dict:
+    """DOIT_CONFIG for dodo.py: the database inside the build folder, sqlite3, our checker."""
+    console.set_rehearsal(rehearsal())
+    folder = project.build_dir(config_path(), rehearsal())
+    folder.mkdir(parents=True, exist_ok=True)
+    from tasks.doit_glue.checker import StampChecker
+    from tasks.doit_glue.reporter import BuildReporter
+    return {
+        "backend": "sqlite3",
+        "dep_file": str(folder / "doit.sqlite"),
+        "check_file_uptodate": StampChecker,
+        "reporter": BuildReporter,
+        "default_tasks": ["release"],
+        "minversion": "0.37.0",
+        "par_type": "thread",
+        "forget_disable_default": True,
+        "verbosity": 2,
+    }

@@ -1,0 +1,214 @@
+"""The nightly build: lock, re-resolve the moving inputs, build, check, publish, tell someone.
+
+`gentoo-zfs-livecd-nightly --config config.yaml` (cron, systemd) or `doit nightly`. Unlike
+Gentoo's catalyst-auto it rebuilds only what changed, and a failed night never replaces the
+release that is published.
+"""
+import argparse
+import datetime
+import json
+import shutil
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+from gentoo_zfs_livecd import checkout, pins, project
+from gentoo_zfs_livecd.errors import UserError
+from gentoo_zfs_livecd.lock import BuildLock, LockTaken
+from tasks.doit_glue import context
+
+DODO = checkout.DODO
+LOG_TAIL = 100
+
+
+class Tee:
+    """Write to the run's log file, and to the terminal when there is one."""
+
+    def __init__(self, log, terminal):
+        self.log, self.terminal = log, terminal if terminal.isatty() else None
+
+    def write(self, text):
+        self.log.write(text)
+        if self.terminal:
+            self.terminal.write(text)
+        return len(text)
+
+    def flush(self):
+        self.log.flush()
+        if self.terminal:
+            self.terminal.flush()
+
+    def isatty(self):
+        return self.terminal is not None
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_graph(build, tasks, output) -> int:
+    """doit's own `run` (the lock is already ours) on dodo.py with refresh=1, printing to `output`."""
+    from doit.cmd_base import DodoTaskLoader
+    from doit.doit_cmd import DoitMain
+    variables = [f"config={build.config.path}", "refresh=1"] + (["rehearse=1"] if build.rehearsal else [])
+    context.current.cache_clear()
+    main = DoitMain(DodoTaskLoader(), config_filenames=(), extra_config={"GLOBAL": {"outfile": output}})
+    return main.run(["-f", str(DODO), *tasks, *variables])
+
+
+def notification_settings(build) -> dict:
+    return {
+        "smtp": {"host": build.get("notify.smtp.host"), "port": build.get("notify.smtp.port"),
+                 "from": build.get("notify.smtp.from"), "to": build.get("notify.smtp.to")},
+        "webhook": {"url": build.get("notify.webhook.url")},
+    }
+
+
+def tell(build, outcome, failed_task, log_path, start) -> list:
+    """Notify the configured people; delivery problems are returned, never raised."""
+    if build.rehearsal:
+        return []
+    from gentoo_zfs_livecd.nightly import notify
+    event = notify.BuildEvent(outcome=outcome, log_path=str(log_path), failed_task=failed_task,
+                              iso_name=build.paths.iso_name, start=start, end=now())
+    return notify.notify(notification_settings(build), event)
+
+
+def task_log(build, task: str, fallback: Path) -> Path:
+    """The failed task's own log (Catalyst's output) when it has one, else the nightly's."""
+    candidate = fallback.parent / f"{task}.log"
+    return candidate if candidate.is_file() else fallback
+
+
+def upload(build) -> str | None:
+    """rsync the release to `publish.upload`, as Gentoo's automation uploads to its mirror."""
+    destination = build.get("publish.upload")
+    if not destination or build.rehearsal:
+        return None
+    source = build.paths.publish_dir / pins.read(build.paths.pin("published"))["release"]
+    argv = ["rsync", "--archive", "--omit-dir-times", "--delay-updates", str(source),
+            str(build.paths.publish_dir / "latest-iso.txt"), destination]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=6 * 3600)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"upload to {destination} failed: {err}"
+    if done.returncode != 0:
+        return f"upload to {destination} failed: rsync exited {done.returncode}: {done.stderr.strip()[-300:]}"
+    return None
+
+
+def housekeeping(build, catalyst_argv) -> None:
+    """After a good night: old run logs, Catalyst's work folders, tarballs of other stamps."""
+    logs = sorted(p for p in build.paths.logs.iterdir() if p.is_dir() and not p.is_symlink())
+    for old in logs[:-build.get("nightly.keep_logs")]:
+        shutil.rmtree(old, ignore_errors=True)
+    for stage in build.chain():
+        subprocess.run([*catalyst_argv, "-c", str(build.paths.catalyst_conf), "-T", "-f",
+                        str(build.paths.spec(stage))], capture_output=True, timeout=3600)
+    remove_old_stamps(build)
+
+
+def remove_old_stamps(build) -> list:
+    """Stage artifacts this project built for other version stamps (never the seed, never a
+    file it did not build itself: only those with a stamp record)."""
+    from gentoo_zfs_livecd import stamps
+    from gentoo_zfs_livecd.paths import STAGE_TARGETS
+    paths = build.paths
+    current = {p for stage in build.chain() for p in paths.targets(stage)}
+    seed = Path(paths.seed_subpath).name + "."
+    removed = []
+    for stage in build.chain():
+        for old in paths.builds.glob(f"{STAGE_TARGETS[stage]}-{paths.subarch}-*"):
+            if old in current or old.name.startswith(seed) or not old.is_file() or old.is_symlink():
+                continue
+            if stamps.known(paths.stamps, old) or old.name.endswith(".CONTENTS.gz"):
+                old.unlink()
+                stamps.forget(paths.stamps, old)
+                removed.append(old)
+    return removed
+
+
+def record(build, start, outcome, failed_task, log_path):
+    from gentoo_zfs_livecd.nightly import history
+    from tasks.doit_glue import reporter
+    info = {}
+    if build.paths.build_info.is_file():
+        info = json.loads(build.paths.build_info.read_text())
+    artifacts = {p.name: p.stat().st_size for p in build.paths.targets("iso") if p.is_file()}
+    entry = history.RunRecord(
+        start=start, end=now(), outcome=outcome, failed_task=failed_task,
+        tasks=[history.TaskRun(name, status, seconds) for name, status, seconds in reporter.EVENTS],
+        iso_name=build.paths.iso_name, artifacts=artifacts,
+        versions={"kernel": info.get("kernel_release"), "zfs": info.get("zfs_version")},
+        log_path=str(log_path))
+    history.append(build.paths.history, entry)
+
+
+def nightly(config_path: Path, rehearse: bool) -> int:
+    """The whole nightly run; its exit code."""
+    from gentoo_zfs_livecd.catalyst import runner
+    from tasks.doit_glue import reporter
+    build = project.make_build(config_path, rehearse)
+    lock = BuildLock(build.paths.lock)
+    try:
+        lock.acquire()
+    except LockTaken as err:
+        print(f"{'[rehearsal] ' if rehearse else ''}{err}")
+        return 0
+    try:
+        start = now()
+        log_path = runner.log_path(build.paths.logs, "nightly")
+        with open(log_path, "a") as log:
+            tee = Tee(log, sys.stdout)
+            with redirect_stdout(tee), redirect_stderr(tee):
+                code = run_graph(build, ["publish"], tee)
+        build = project.make_build(config_path, rehearse)  # the stamp may have moved
+        ran = [name for name, status, _ in reporter.EVENTS if status == "ran"]
+        failed = next((name for name, status, _ in reporter.EVENTS if status == "failed"), None)
+        label = "[rehearsal] " if rehearse else ""
+        if code != 0:
+            from tasks.doit_glue.commands import TERMINATED
+            outcome = "interrupted" if TERMINATED and not failed else "failed"
+            failed = failed or "nightly"
+            print(f"{label}nightly {outcome} in {failed}; log: {task_log(build, failed, log_path)}")
+            problems = tell(build, outcome, failed, task_log(build, failed, log_path), start)
+            record(build, start, outcome, failed, log_path)
+            for problem in problems:
+                print(f"{label}{problem}")
+            return 1
+        problem = upload(build) if "publish" in ran else None
+        housekeeping(build, build.catalyst_command)
+        record(build, start, "succeeded", None, log_path)
+        if "publish" not in ran:
+            print(f"{label}up to date: {build.paths.iso_name}")
+        else:
+            print(f"{label}published: {build.paths.publish_dir / pins.read(build.paths.pin('published'))['release']}")
+        problems = ([problem] if problem else []) + (
+            tell(build, "succeeded", None, log_path, start) if build.get("notify.on_success") or problem else [])
+        for line in problems:
+            print(f"{label}{line}")
+        return 4 if problem else 0
+    except KeyboardInterrupt:
+        print("nightly interrupted")
+        return 130
+    finally:
+        lock.release()
+
+
+def main(argv=None) -> int:
+    """The console script's work, in the checkout the launcher found (its --project)."""
+    parser = argparse.ArgumentParser(prog="gentoo-zfs-livecd-nightly", description=__doc__.splitlines()[0])
+    parser.add_argument("--project", default=str(checkout.ROOT),
+                        help="the gentoo-zfs-livecd checkout (default: the one this command belongs to)")
+    parser.add_argument("--config", help="config file (default: config.yaml of the project)")
+    parser.add_argument("--rehearse", action="store_true", help="use the Catalyst emulator, under build/rehearsal/")
+    args = parser.parse_args(argv)
+    from tasks.doit_glue.commands import stop_on_sigterm
+    stop_on_sigterm()
+    try:
+        config = Path(args.config) if args.config else Path(args.project) / "config.yaml"
+        return nightly(config.absolute(), args.rehearse)
+    except UserError as err:
+        print(f"ERROR: {err}", file=sys.stderr)
+        return 3
