@@ -1,0 +1,1 @@
+"""Catalyst: the spec grammar and linter, rendering specs and catalyst.conf, running Catalyst."""

@@ -1,0 +1,1 @@
+"""The ISO: inspection without booting, grub.cfg, the QEMU boot test."""

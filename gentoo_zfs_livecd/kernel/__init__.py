@@ -1,0 +1,1 @@
+"""The kernel: config rules and the Kconfig tree check, kernel/ZFS compatibility."""

@@ -1,0 +1,1 @@
+"""Nightly builds: the run history, notifications and the HTML report."""

@@ -1,0 +1,1 @@
+"""Rehearsals: the Catalyst emulator, its small real ISO and tiny portage tree."""

@@ -1,0 +1,1 @@
+"""Releases: hashing, DIGESTS files, signatures and sidecars, publishing."""
