@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bootsupport  # noqa: E402
 
 from gentoo_zfs_livecd.errors import UserError  # noqa: E402
-from gentoo_zfs_livecd.iso import qemuboot
+from gentoo_zfs_livecd.iso import grubcfg, qemuboot
 
 REPO = Path(__file__).resolve().parent.parent
 SELFTEST_SCRIPT = REPO / "overlay/root_overlay/etc/local.d/zfs-selftest.start"
@@ -213,22 +213,14 @@ def test_console_tail_is_clean_and_bounded():
 
 # --- boot arguments ------------------------------------------------------------------------
 
-def test_grub_entry_and_selftest_arguments_from_catalyst_template():
+def test_selftest_arguments_from_catalyst_template():
     cfg = bootsupport.catalyst_grub_cfg("VOLID", "dokeymap nodhcp", "/boot/gentoo", "/boot/gentoo.igz")
-    entry = qemuboot.parse_grub_entry(cfg, "grub.cfg")
-    assert entry.kernel == "/boot/gentoo" and entry.initrd == "/boot/gentoo.igz"
+    entry = grubcfg.first_entry(cfg, "grub.cfg")
     assert qemuboot.selftest_boot_args(entry.args) == (
         "nodhcp root=live:CDLABEL=VOLID rd.live.dir=/ rd.live.squashimg=image.squashfs cdroot "
         "console=ttyS0,115200 rd.shell=0 zfs_selftest")
-
-
-def test_grub_entry_device_prefix_default_initrd_and_no_kernel():
-    entry = qemuboot.parse_grub_entry("menuentry 'x' {\n  linux ($root)/boot/k a=1 'b c'\n}\n", "cfg")
-    assert entry == qemuboot.BootEntry(kernel="/boot/k", initrd="/boot/gentoo.igz", args=("a=1", "b c"))
     assert qemuboot.selftest_boot_args(("console=ttyS0,115200", "zfs_selftest")) == (
         "console=ttyS0,115200 zfs_selftest rd.shell=0")
-    with pytest.raises(UserError, match=r"cfg: no `linux` line in the first menuentry"):
-        qemuboot.parse_grub_entry("set timeout=1\nmenuentry 'memtest' {\n  chainloader /memtest.efi64\n}\n", "cfg")
 
 
 def test_iso_without_grub_cfg_is_a_user_error(tmp_path, tools):

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from gentoo_zfs_livecd.errors import UserError
+from gentoo_zfs_livecd.iso.grubcfg import GRUB_CFG, first_entry
 
 SECTOR = 2048
 MODULE_SUFFIXES = ("", ".xz", ".zst", ".gz")
@@ -67,7 +68,7 @@ def _verify(iso, iso_path, expected_volid):
     checked = []
     names = IsoNames(iso)
     volid = check_volume_id(iso, expected_volid, fail, checked)
-    kernel, initrd = check_boot_files(iso, names, fail, checked)
+    kernel, initrd = check_boot_files(iso, iso_path, names, fail, checked)
     try:
         release = kernel_release(names.read(kernel, 65536))
     except ValueError as error:
@@ -95,10 +96,13 @@ def check_volume_id(iso, expected_volid, fail, checked) -> str:
     return volid
 
 
-def check_boot_files(iso, names, fail, checked):
+def check_boot_files(iso, iso_path, names, fail, checked):
     """(kernel, initramfs) paths after checking they, the squashfs and BIOS/EFI boot files exist."""
-    grub_cfg = names.read("/boot/grub/grub.cfg")
-    kernel, initrd = grub_boot_paths(grub_cfg.decode(errors="replace") if grub_cfg else "")
+    grub_cfg = names.read(GRUB_CFG)
+    if grub_cfg is None:
+        fail(f"ISO has no {GRUB_CFG}", "check the catalyst build log for the ISO step (grub-mkrescue)")
+    entry = first_entry(grub_cfg.decode(errors="replace"), f"{iso_path}:{GRUB_CFG}")
+    kernel, initrd = entry.kernel, entry.initrd
     for what, path in (("kernel", kernel), ("initramfs", initrd), ("live root", "/image.squashfs")):
         if not names.exists(path):
             fail(f"ISO has no {what} {path} (top level has: {', '.join(names.listdir('/'))})",
@@ -221,18 +225,6 @@ class IsoNames:
 def volume_id(iso) -> str:
     """The primary volume descriptor's volume id (what CDLABEL= matches)."""
     return iso.pvd.volume_identifier.decode("ascii", errors="replace").rstrip(" \0")
-
-
-def grub_boot_paths(grub_cfg: str):
-    """(kernel, initramfs) named by the first `linux` / `initrd` lines of grub.cfg."""
-    kernel = initrd = None
-    for line in grub_cfg.splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0] in ("linux", "linuxefi") and kernel is None:
-            kernel = words[1]
-        elif len(words) >= 2 and words[0] in ("initrd", "initrdefi") and initrd is None:
-            initrd = words[1]
-    return kernel or "/boot/gentoo", initrd or "/boot/gentoo.igz"
 
 
 def boot_support(iso, names) -> dict:

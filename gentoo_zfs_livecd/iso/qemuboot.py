@@ -14,7 +14,6 @@ import codecs
 import io
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import tempfile
@@ -24,13 +23,12 @@ from pathlib import Path
 
 from gentoo_zfs_livecd.atomic import write_bytes
 from gentoo_zfs_livecd.errors import UserError
+from gentoo_zfs_livecd.iso.grubcfg import GRUB_CFG, BootEntry, first_entry
 
 SELFTEST_FLAG = "zfs_selftest"
 EXTRA_BOOT_ARGS = ("console=ttyS0,115200", "rd.shell=0", SELFTEST_FLAG)
 # dokeymap makes the initramfs wait at a keymap prompt.
 DROPPED_BOOT_ARGS = frozenset({"dokeymap"})
-GRUB_CFG = "/boot/grub/grub.cfg"
-DEFAULT_INITRD = "/boot/gentoo.igz"
 QEMU_PACKAGE = "qemu-system-x86"
 ACCEL_MODES = ("auto", "kvm", "tcg")
 TAIL_LINES = 40
@@ -67,15 +65,6 @@ class ConsoleVerdict:
 
 
 NO_VERDICT = ConsoleVerdict("none")
-
-
-@dataclass(frozen=True)
-class BootEntry:
-    """Kernel path, initrd path (inside the ISO) and kernel arguments of a GRUB menu entry."""
-
-    kernel: str
-    initrd: str
-    args: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -141,38 +130,6 @@ def console_tail(text: str, count: int = TAIL_LINES) -> list[str]:
     return [line for line in lines if line][-count:]
 
 
-def parse_grub_entry(grub_cfg: str, source: str) -> BootEntry:
-    """Kernel, initrd and arguments of the first `menuentry` in a grub.cfg (`source` names it in errors)."""
-    in_entry = False
-    kernel = initrd = None
-    args: tuple[str, ...] = ()
-    for raw in grub_cfg.splitlines():
-        line = raw.strip()
-        if not in_entry:
-            in_entry = line.startswith("menuentry")
-            continue
-        if line.startswith("}"):
-            break
-        try:
-            words = shlex.split(line, comments=True)
-        except ValueError as exc:
-            raise UserError(f"{source}: cannot parse line {line!r} of the first menuentry ({exc}); fix its quoting") from exc
-        if not words:
-            continue
-        if words[0] in ("linux", "linux16", "linuxefi") and len(words) > 1:
-            kernel, args = _strip_grub_device(words[1]), tuple(words[2:])
-        elif words[0] in ("initrd", "initrd16", "initrdefi") and len(words) > 1:
-            initrd = _strip_grub_device(words[1])
-    if kernel is None:
-        raise UserError(f"{source}: no `linux` line in the first menuentry; the ISO's GRUB configuration cannot boot a kernel")
-    return BootEntry(kernel=kernel, initrd=initrd or DEFAULT_INITRD, args=args)
-
-
-def _strip_grub_device(path: str) -> str:
-    """`($root)/boot/gentoo` -> `/boot/gentoo`."""
-    return re.sub(r"^\([^)]*\)", "", path)
-
-
 def selftest_boot_args(entry_args) -> str:
     """The entry's arguments without the interactive ones, plus serial console, rd.shell=0 and the flag."""
     kept = [arg for arg in entry_args if arg not in DROPPED_BOOT_ARGS]
@@ -218,7 +175,7 @@ def read_boot_entry(iso) -> BootEntry:
         _copy_out(iso_obj, iso, GRUB_CFG, buf)
     finally:
         iso_obj.close()
-    return parse_grub_entry(buf.getvalue().decode("utf-8", "replace"), f"{iso}:{GRUB_CFG}")
+    return first_entry(buf.getvalue().decode("utf-8", "replace"), f"{iso}:{GRUB_CFG}")
 
 
 def extract_boot_files(iso, entry: BootEntry, dest_dir) -> tuple[Path, Path]:
