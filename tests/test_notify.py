@@ -10,6 +10,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from gentoo_zfs_livecd import files
 from gentoo_zfs_livecd.nightly import notify
 
 LOG_LINES = 500
@@ -192,9 +193,9 @@ def test_tail_lines_across_blocks(tmp_path, trailing_newline):
     lines = [f"{n:05d} " + "x" * (n % 37) for n in range(3000)]
     path.write_text("\n".join(lines) + ("\n" if trailing_newline else ""))
 
-    assert notify.tail_lines(path, 100, block_size=64) == lines[-100:]
-    assert notify.tail_lines(path, 1, block_size=7) == lines[-1:]
-    assert notify.tail_lines(path, 5000, block_size=4096) == lines
+    assert files.tail_lines(path, 100, block_size=64) == lines[-100:]
+    assert files.tail_lines(path, 1, block_size=7) == lines[-1:]
+    assert files.tail_lines(path, 5000, block_size=4096) == lines
 
 
 def test_tail_lines_small_and_empty_files(tmp_path):
@@ -203,17 +204,17 @@ def test_tail_lines_small_and_empty_files(tmp_path):
     short = tmp_path / "short.log"
     short.write_bytes(b"one\ntwo\n\xff\xfe broken utf-8\n")
 
-    assert notify.tail_lines(empty, 100) == []
-    assert notify.tail_lines(short, 0) == []
-    assert notify.tail_lines(short, 100) == ["one", "two", "\ufffd\ufffd broken utf-8"]
-    assert notify.tail_lines(short, 2) == ["two", "\ufffd\ufffd broken utf-8"]
+    assert files.tail_lines(empty, 100) == []
+    assert files.tail_lines(short, 0) == []
+    assert files.tail_lines(short, 100) == ["one", "two", "\ufffd\ufffd broken utf-8"]
+    assert files.tail_lines(short, 2) == ["two", "\ufffd\ufffd broken utf-8"]
 
 
 def test_tail_lines_reads_at_most_max_bytes(tmp_path):
     path = tmp_path / "progress.log"
     path.write_bytes(b"start\n" + b"#" * 10_000 + b"\nlast\n")
 
-    assert notify.tail_lines(path, 100, block_size=256, max_bytes=1000) == ["#" * 994, "last"]
+    assert files.tail_lines(path, 100, block_size=256, max_bytes=1000) == ["#" * 994, "last"]
 
 
 def test_url_origin_hides_path_and_credentials():

@@ -173,7 +173,7 @@ def test_sigkill_during_publish_leaves_previous_release_intact(tmp_path):
         deadline = time.monotonic() + 60
         copying = None
         while child.poll() is None and time.monotonic() < deadline:
-            partial = list(publish_dir.glob(f".staging-r2.*/{ISO}"))
+            partial = list(publish_dir.glob(f".staging-r2.*/*{ISO}*"))  # under its temporary name
             if partial and 0 < partial[0].stat().st_size < size:
                 copying = partial[0].stat().st_size
                 break

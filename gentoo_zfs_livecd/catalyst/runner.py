@@ -12,13 +12,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections import deque
 from functools import cache
 from pathlib import Path
 
 from gentoo_zfs_livecd import atomic, pins, stamps
 from gentoo_zfs_livecd.console import prefix, say
 from gentoo_zfs_livecd.errors import UserError
+from gentoo_zfs_livecd.files import tail_lines
 
 STEP = re.compile(r"Running action sequence: (\S+)|Creating .* tree snapshot (\S+)")
 LOG_TAIL = 30
@@ -109,14 +109,9 @@ def _stop(child: subprocess.Popen) -> None:
             continue
 
 
-def tail(log: Path, count: int) -> list:
-    with open(log, errors="replace") as stream:
-        return list(deque(stream, maxlen=count))
-
-
 def fail(log: Path, text: str):
     """Show the end of the log, then raise the one-line error."""
-    sys.stderr.write("".join(f"{prefix()}  | {line}" for line in tail(log, LOG_TAIL)))
+    sys.stderr.write("".join(f"{prefix()}  | {line}\n" for line in tail_lines(log, LOG_TAIL)))
     raise UserError(f"{text}; full log: {log}")
 
 

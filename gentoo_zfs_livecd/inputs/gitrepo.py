@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gentoo_zfs_livecd.errors import UserError
+from gentoo_zfs_livecd.files import beyond_newest
 from gentoo_zfs_livecd.inputs.openpgp import check_status, private_home, status_lines
 
 SHA = re.compile(r"[0-9a-f]{40}")
@@ -137,9 +138,8 @@ def prune_snapshots(snapshots_dir, keep: int, pinned_sha, repo_name: str = "gent
         return []
     pattern = re.compile(re.escape(repo_name) + r"-([0-9a-f]{40})\.sqfs")
     snapshots = [path for path in snapshots_dir.iterdir() if pattern.fullmatch(path.name) and path.is_file()]
-    snapshots.sort(key=lambda path: path.stat().st_mtime, reverse=True)
-    removed = [path for path in snapshots[max(keep, 0):]
-               if pattern.fullmatch(path.name).group(1) != pinned_sha]
+    removed = beyond_newest(snapshots, keep, newest_key=lambda path: path.stat().st_mtime,
+                            protected={snapshots_dir / f"{repo_name}-{pinned_sha}.sqfs"})
     for path in removed:
         path.unlink()
     return removed

@@ -13,14 +13,15 @@ import contextlib
 import errno
 import os
 import re
-import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple, Optional
 
+from gentoo_zfs_livecd.atomic import link_or_copy, symlink
 from gentoo_zfs_livecd.errors import UserError
+from gentoo_zfs_livecd.files import beyond_newest
 from gentoo_zfs_livecd.inputs.openpgp import private_home, verify_clearsigned
 from gentoo_zfs_livecd.release import digestfile
 from gentoo_zfs_livecd.release.hashing import MultiHasher, hash_file
@@ -389,24 +390,8 @@ def move_file(source: Path, target: Path) -> None:
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-        copy_file(source, target)
+        link_or_copy(source, target)
         source.unlink()
-
-
-def copy_file(source: Path, target: Path) -> None:
-    """Hard-link `source` as `target`, or copy it there through a temporary name."""
-    target.unlink(missing_ok=True)
-    try:
-        os.link(source, target)
-        return
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(source, tmp)
-    with open(tmp, "rb") as stream:
-        os.fsync(stream.fileno())
-    os.replace(tmp, target)
 
 
 def place_seed(verified_file, dest, keep_dir, keep: int, name: Optional[str] = None) -> Path:
@@ -419,8 +404,6 @@ def place_seed(verified_file, dest, keep_dir, keep: int, name: Optional[str] = N
     Besides the current seed, the `keep` newest previous seeds (by mtime) stay in `keep_dir`,
     which therefore must hold nothing but these seeds. Returns the seed's path in `keep_dir`.
     """
-    from gentoo_zfs_livecd.atomic import symlink
-
     verified_file, dest, keep_dir = Path(verified_file), Path(dest), Path(keep_dir)
     name = name or verified_file.name.removesuffix(".verified")
     if keep_dir.resolve() == dest.parent.resolve():
@@ -430,7 +413,7 @@ def place_seed(verified_file, dest, keep_dir, keep: int, name: Optional[str] = N
     stored = keep_dir / name
     move_file(verified_file, stored)
     if dest.is_file() and not dest.is_symlink():
-        copy_file(dest, keep_dir / dest.name)  # the symlink then replaces it in one rename
+        link_or_copy(dest, keep_dir / dest.name)  # the symlink then replaces it in one rename
     symlink(os.path.relpath(stored, dest.parent), dest)
     prune_seeds(keep_dir, stored, keep)
     return stored
@@ -438,9 +421,8 @@ def place_seed(verified_file, dest, keep_dir, keep: int, name: Optional[str] = N
 
 def prune_seeds(keep_dir: Path, current: Path, keep: int) -> list:
     """Remove all but the `keep` newest files of `keep_dir` besides `current`; return them."""
-    previous = sorted((path for path in keep_dir.iterdir() if path.is_file() and path != current),
-                      key=lambda path: path.stat().st_mtime, reverse=True)
-    removed = previous[max(keep, 0):]
+    previous = [path for path in keep_dir.iterdir() if path.is_file() and path != current]
+    removed = beyond_newest(previous, keep, newest_key=lambda path: path.stat().st_mtime)
     for path in removed:
         path.unlink()
     return removed

@@ -16,12 +16,11 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gentoo_zfs_livecd.atomic import write_bytes
+from gentoo_zfs_livecd.atomic import replacing, write_bytes
 from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.iso.grubcfg import GRUB_CFG, BootEntry, first_entry
 
@@ -193,28 +192,16 @@ def extract_boot_files(iso, entry: BootEntry, dest_dir) -> tuple[Path, Path]:
 
 
 def _extract_one(iso_obj, iso: Path, inner: str, target: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            _copy_out(iso_obj, iso, inner, out)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(target) as out:
+        _copy_out(iso_obj, iso, inner, out)
 
 
 def create_scratch_disk(path, size_mb: int) -> Path:
     """A sparse, zero-filled raw disk image of size_mb MiB (replaces any previous one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.ftruncate(fd, size_mb * 1024 * 1024)
-        os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as disk:
+        disk.truncate(size_mb * 1024 * 1024)
     return path
 
 

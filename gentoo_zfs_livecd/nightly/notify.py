@@ -16,13 +16,14 @@ Settings (the caller passes the mapping that holds these two sections; both are 
       timeout: 10
 """
 import email.policy
-import os
 import socket
 import subprocess
 from dataclasses import asdict, dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from urllib.parse import urlsplit
+
+from gentoo_zfs_livecd.files import tail_lines
 
 SUBJECT_PREFIX = "[gentoo-zfs-livecd]"
 TAIL_LINES = 100
@@ -97,33 +98,6 @@ def read_log_tail(log_path, count: int = TAIL_LINES) -> list[str]:
         return tail_lines(log_path, count)
     except OSError as exc:
         return [f"(log {log_path} could not be read: {reason(exc)})"]
-
-
-def tail_lines(path, count: int, block_size: int = 65536, max_bytes: int = 1 << 20) -> list[str]:
-    """The last `count` lines of `path`, read backwards from the end in blocks.
-
-    A build log can be gigabytes; only the blocks holding the tail are read, and never more
-    than `max_bytes`, so a log of endless progress output without newlines stays cheap.
-    """
-    if count <= 0:
-        return []
-    with open(path, "rb") as log:
-        pos = end = log.seek(0, os.SEEK_END)
-        blocks = []
-        newlines = 0
-        # count + 1 newlines guarantee `count` complete lines even when the last one is
-        # unterminated and the first block starts mid-line.
-        while pos > 0 and newlines <= count and end - pos < max_bytes:
-            step = min(block_size, pos, max_bytes - (end - pos))
-            pos -= step
-            log.seek(pos)
-            block = log.read(step)
-            blocks.append(block)
-            newlines += block.count(b"\n")
-    lines = b"".join(reversed(blocks)).split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
-    return [line.decode("utf-8", errors="replace") for line in lines[-count:]]
 
 
 def recipients(smtp: dict) -> list[str]:

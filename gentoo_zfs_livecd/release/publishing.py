@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 
 from gentoo_zfs_livecd import atomic
+from gentoo_zfs_livecd.atomic import link_or_copy
 from gentoo_zfs_livecd.errors import UserError
+from gentoo_zfs_livecd.files import beyond_newest
 
 STAGING_PREFIX = ".staging-"
 LOCK_NAME = ".publish.lock"
@@ -137,19 +139,6 @@ def stage_and_rename(sources, publish_dir: Path, release_name: str) -> None:
     fsync_dir(publish_dir)
 
 
-def link_or_copy(source: Path, target: Path) -> None:
-    """Hard link when on the same file system (no data copied), else copy; then fsync."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-    fd = os.open(target, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -200,11 +189,8 @@ def prune(publish_dir: Path, keep: int) -> list:
     """Remove all but the `keep` newest releases and the current one; return the removed names."""
     current = publish_dir / CURRENT
     protected = os.readlink(current) if current.is_symlink() else None
-    names = releases(publish_dir)
     removed = []
-    for name in names[:-keep]:
-        if name == protected:
-            continue
+    for name in beyond_newest(releases(publish_dir), keep, newest_key=str, protected={protected}):
         # Renamed first, so a run killed mid-delete leaves only a hidden leftover.
         doomed = publish_dir / f"{STAGING_PREFIX}remove-{name}.{os.getpid()}"
         os.rename(publish_dir / name, doomed)

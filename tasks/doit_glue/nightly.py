@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gentoo_zfs_livecd import checkout, pins, project
 from gentoo_zfs_livecd.errors import UserError
+from gentoo_zfs_livecd.files import beyond_newest
 from gentoo_zfs_livecd.lock import BuildLock, LockTaken
 from tasks.doit_glue import context
 
@@ -100,8 +101,8 @@ def upload(build) -> str | None:
 
 def housekeeping(build, catalyst_argv) -> None:
     """After a good night: old run logs, Catalyst's work folders, tarballs of other stamps."""
-    logs = sorted(p for p in build.paths.logs.iterdir() if p.is_dir() and not p.is_symlink())
-    for old in logs[:-build.get("nightly.keep_logs")]:
+    logs = [p for p in build.paths.logs.iterdir() if p.is_dir() and not p.is_symlink()]
+    for old in beyond_newest(logs, build.get("nightly.keep_logs"), newest_key=lambda p: p.name):
         shutil.rmtree(old, ignore_errors=True)
     for stage in build.chain():
         subprocess.run([*catalyst_argv, "-c", str(build.paths.catalyst_conf), "-T", "-f",
