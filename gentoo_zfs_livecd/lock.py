@@ -1,7 +1,8 @@
-"""One lock per build folder, held for a whole `doit` run or nightly.
+"""The one kind of lock: an exclusive flock(2) on a file, taken at once or refused.
 
 flock(2) is released by the kernel when its holder dies, so a lock left by a killed process
-never blocks; the file's text only says who holds it.
+never blocks; the file's text only says who holds it. Held for a whole `doit` run or nightly
+(the build folder's lock) or for one publish (the publish folder's lock).
 """
 import fcntl
 import os
@@ -12,12 +13,19 @@ from gentoo_zfs_livecd.errors import UserError
 
 
 class LockTaken(UserError):
-    """Another build holds the lock."""
+    """Someone else holds the lock."""
 
 
-class BuildLock:
-    def __init__(self, path):
+def another_build(pid: str, since: str) -> str:
+    return f"another build is running (pid {pid}, since {since})"
+
+
+class FileLock:
+    """`busy(pid, since)` words the refusal when another process holds `path`."""
+
+    def __init__(self, path, busy=another_build):
         self.path = Path(path)
+        self.busy = busy
         self.fd = None
 
     def acquire(self) -> None:
@@ -29,7 +37,7 @@ class BuildLock:
             holder = os.read(fd, 200).decode(errors="replace").split()
             os.close(fd)
             pid, since = (holder + ["?", "?"])[:2]
-            raise LockTaken(f"another build is running (pid {pid}, since {since})") from None
+            raise LockTaken(self.busy(pid, since)) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()} {time.strftime('%H:%M')}\n".encode())
         self.fd = fd

@@ -16,10 +16,8 @@ updated `current`): the pointers are then brought up to date. Different content 
 UserError, because replacing a published release would change files that mirrors and
 users may already have fetched.
 """
-import contextlib
 import datetime
 import email.utils
-import fcntl
 import filecmp
 import os
 import shutil
@@ -30,6 +28,7 @@ from gentoo_zfs_livecd import atomic
 from gentoo_zfs_livecd.atomic import link_or_copy
 from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.files import beyond_newest
+from gentoo_zfs_livecd.lock import FileLock
 
 STAGING_PREFIX = ".staging-"
 LOCK_NAME = ".publish.lock"
@@ -63,7 +62,9 @@ def publish(sources, publish_dir, release_name: str, keep: int, latest_file="lat
         raise UserError(f"keep={keep}: at least the current release must be kept; use keep >= 1")
     iso = pick_iso(sources, iso_name)
     publish_dir.mkdir(parents=True, exist_ok=True)
-    with publish_lock(publish_dir):
+    lock = publish_dir / LOCK_NAME
+    with FileLock(lock, busy=lambda pid, since: f"{lock}: another publish is running in {publish_dir} "
+                  f"(pid {pid}, since {since}); wait for it to finish"):
         remove_staging_leftovers(publish_dir)
         final = publish_dir / release_name
         if final.exists():
@@ -102,22 +103,6 @@ def pick_iso(sources, iso_name):
         if source.name == iso_name:
             return source
     raise UserError(f"iso_name {iso_name!r} is not one of the sources ({', '.join(names)})")
-
-
-@contextlib.contextmanager
-def publish_lock(publish_dir: Path):
-    """An exclusive flock on `<publish_dir>/.publish.lock`, released by the kernel if we die."""
-    path = publish_dir / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"{path}: another publish is running in {publish_dir}; "
-                            "wait for it to finish") from None
-        yield
-    finally:
-        os.close(fd)
 
 
 def remove_staging_leftovers(publish_dir: Path) -> None:

@@ -6,7 +6,7 @@ from doit.cmd_base import Command
 from doit.cmd_run import Run
 
 from gentoo_zfs_livecd.console import prefix
-from gentoo_zfs_livecd.lock import BuildLock, LockTaken
+from gentoo_zfs_livecd.lock import FileLock, LockTaken
 from tasks.doit_glue import context
 
 TERMINATED = []
@@ -29,7 +29,7 @@ class LockedRun(Run):
         build = context.current()
         stop_on_sigterm()
         try:
-            with BuildLock(build.paths.lock):
+            with FileLock(build.paths.lock):
                 return super().execute(params, args)
         except LockTaken as err:
             sys.stderr.write(f"{prefix()}ERROR: {err}\n")

@@ -16,7 +16,7 @@ from pathlib import Path
 from gentoo_zfs_livecd import checkout, pins, project
 from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.files import beyond_newest
-from gentoo_zfs_livecd.lock import BuildLock, LockTaken
+from gentoo_zfs_livecd.lock import FileLock, LockTaken
 from tasks.doit_glue import context
 
 DODO = checkout.DODO
@@ -151,7 +151,7 @@ def nightly(config_path: Path, rehearse: bool) -> int:
     from gentoo_zfs_livecd.catalyst import runner
     from tasks.doit_glue import reporter
     build = project.make_build(config_path, rehearse)
-    lock = BuildLock(build.paths.lock)
+    lock = FileLock(build.paths.lock)
     try:
         lock.acquire()
     except LockTaken as err:
