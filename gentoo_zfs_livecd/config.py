@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from gentoo_zfs_livecd.checkout import ROOT
+from gentoo_zfs_livecd.catalyst.grammar import volume_id_problem
 from gentoo_zfs_livecd.errors import UserError
 
 RELEASE_KEY = "13EBBDBEDE7A12775DFDB1BABB572E0E2D182910"
@@ -335,9 +336,8 @@ def _check_combinations(path, values):
                                      "{version_stamp} and {datestamp}")
     stamp = values["version_stamp"] if values["version_stamp"] != "auto" else "20250101T000000Z"
     volid = expand(values["livecd.volid"], stamp, "20250101")
-    if len(volid) > 32 or " " in volid:
-        raise problem(path, "livecd.volid", f"{volid!r} must be at most 32 characters without "
-                                            "spaces (it is also the boot label)")
+    if volume_id_problem(volid):
+        raise problem(path, "livecd.volid", volume_id_problem(volid))
     for item in values["digests.algorithms"]:
         import hashlib
         if item not in hashlib.algorithms_available or item.startswith("shake"):

@@ -65,8 +65,9 @@ def test_stage_spec_traps(text, fragment):
 
 
 @pytest.mark.parametrize("override,fragment", [
-    ({"livecd/volid": "A" * 33}, "33 characters"),
-    ({"livecd/volid": "Gentoo ZFS"}, "contains spaces"),
+    ({"livecd/volid": "A" * 33}, "must be 1 to 32 of A-Z a-z 0-9 _ . -"),
+    ({"livecd/volid": "Gentoo ZFS"}, "must be 1 to 32 of A-Z a-z 0-9 _ . -"),
+    ({"livecd/volid": "G\u00e9ntoo"}, "must be 1 to 32 of A-Z a-z 0-9 _ . -"),
     ({"livecd/volid": None}, "livecd/volid: missing"),
     ({"livecd/iso": None}, "livecd/iso: missing"),
     ({"boot/kernel/gentoo/distkernel": "no"}, "write 'yes' or omit it"),

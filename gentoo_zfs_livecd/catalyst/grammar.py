@@ -34,6 +34,20 @@ def catalyst_keys() -> dict:
     """The key lists of Catalyst 4.1.1 (catalyst-keys.json beside this module)."""
     return json.loads((Path(__file__).with_name("keys.json")).read_text())
 
+# Catalyst 4.1 refuses a livecd/volid longer than this (catalyst/targets/livecd_stage2.py).
+CATALYST_VOLID_MAX = 32
+_VOLID = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+
+
+def volume_id_problem(volid) -> str | None:
+    """What is wrong with a volume id, or None. It is the ISO 9660 volume id (32 bytes) and the
+    boot label that GRUB's `search -l` and dracut's root=live:CDLABEL= read as one unquoted word."""
+    if isinstance(volid, str) and _VOLID.fullmatch(volid):
+        return None
+    return (f"{volid!r} must be 1 to {CATALYST_VOLID_MAX} of A-Z a-z 0-9 _ . - "
+            "(it is the ISO volume id and the boot label, used unquoted)")
+
+
 
 def parse(text: str, source: str = "<spec>") -> Spec:
     """Parse spec text the way Catalyst does, recording parse errors Catalyst would die on."""
@@ -158,10 +172,8 @@ def _check_livecd_stage2(spec, constraints):
     volid = spec.values.get("livecd/volid")
     if volid is None:
         spec.error("livecd/volid", "missing: the default 'catalyst <treeish>' has a space and breaks booting")
-    elif isinstance(volid, list):
-        spec.error("livecd/volid", "contains spaces: it is the boot label, used unquoted")
-    elif len(volid) > 32:
-        spec.error("livecd/volid", f"{volid!r} is {len(volid)} characters; ISO volume ids hold at most 32")
+    elif volume_id_problem(volid):
+        spec.error("livecd/volid", volume_id_problem(volid))
     kind = spec.values.get("livecd/type")
     allowed = ("generic-livecd", "gentoo-release-minimal")
     if kind is not None and kind not in allowed:

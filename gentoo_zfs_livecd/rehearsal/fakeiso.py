@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from gentoo_zfs_livecd import atomic
+from gentoo_zfs_livecd.catalyst.grammar import CATALYST_VOLID_MAX
 from gentoo_zfs_livecd.errors import UserError
 
 # The squashfs carries one fixed time so that it is the same bytes on every build.
@@ -56,8 +57,8 @@ def build_iso(dest, volid, kernel_release="6.12.41-gentoo-dist", zfs_version="2.
     work_dir: where the live root and ISO tree are staged (kept); default a temporary dir.
     """
     # Catalyst refuses only a long volume id; one with spaces builds (and then fails to boot).
-    if len(volid) > 32:
-        raise UserError(f"volume id {volid!r} has more than 32 characters; "
+    if len(volid) > CATALYST_VOLID_MAX:
+        raise UserError(f"volume id {volid!r} has more than {CATALYST_VOLID_MAX} characters; "
                         "ISO volume ID must not exceed 32 characters, shorten livecd/volid")
     releases = list(module_releases) if module_releases is not None else [kernel_release]
     if tools_version is None:
