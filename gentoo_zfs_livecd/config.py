@@ -15,10 +15,8 @@ RELEASE_KEY = "13EBBDBEDE7A12775DFDB1BABB572E0E2D182910"
 RELEASE_KEYRING = "/usr/share/openpgp-keys/gentoo-release.asc"
 STAGES = ("stage1", "stage2", "stage3")
 RULE_SETS = ("openzfs", "gentoo-zfs", "livecd", "legacy-2013")
-COMPRESSION_MODES = {
-    "lbzip2": "tar.bz2", "bzip2": "tar.bz2", "xz": "tar.xz", "pixz": "tar.xz", "gzip": "tar.gz",
-    "tar": "tar", "lzip": "tar.lzip", "lzma": "tar.lzma", "lzop": "tar.lzop",
-}
+# Catalyst's plain tarball modes (their extensions: grammar.tarball_extension).
+COMPRESSION_MODES = ("lbzip2", "bzip2", "xz", "pixz", "gzip", "tar", "lzip", "lzma", "lzop")
 
 
 class Field:
@@ -101,7 +99,7 @@ SCHEMA = {
     "rel_type": Field(str, "23.0-zfs", spec=True, check=_no_slash_or_space),
     "profile": Field(str, "default/linux/amd64/23.0", spec=True),
     "version_stamp": Field(str, "auto", spec=True, check=_no_slash_or_space),
-    "compression_mode": Field(str, "pixz", spec=True, choices=tuple(COMPRESSION_MODES)),
+    "compression_mode": Field(str, "pixz", spec=True, choices=COMPRESSION_MODES),
     "stages": Field(list, ["stage1", "stage2", "stage3"]),
     "repos": Field(list, [], spec=True),
     "catalyst.command": Field(list, ["catalyst"]),

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from gentoo_zfs_livecd import config as config_module
 from gentoo_zfs_livecd import pins
+from gentoo_zfs_livecd.catalyst.grammar import tarball_extension
 from gentoo_zfs_livecd.checkout import EMULATOR, ROOT
 from gentoo_zfs_livecd.paths import Paths
 
@@ -74,7 +75,7 @@ def make_build(path: Path, rehearse: bool) -> Build:
         rel_type=config.get("rel_type"),
         subarch=config.get("subarch"),
         version_stamp=stamp,
-        tarball_ext=config_module.COMPRESSION_MODES[config.get("compression_mode")],
+        tarball_ext=tarball_extension(config.get("compression_mode")),
         iso_name=config_module.expand(config.get("livecd.iso"), stamp, datestamp),
         flavour=config.get("seed.flavour"),
         publish_dir=publish_dir,

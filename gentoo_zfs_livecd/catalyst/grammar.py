@@ -34,6 +34,11 @@ def catalyst_keys() -> dict:
     """The key lists of Catalyst 4.1.1 (catalyst-keys.json beside this module)."""
     return json.loads((Path(__file__).with_name("keys.json")).read_text())
 
+
+def tarball_extension(compression_mode: str) -> str:
+    """The extension Catalyst gives a stage tarball written with `compression_mode`."""
+    return catalyst_keys()["compression_mode_extension_pydecomp_0.3"][compression_mode]
+
 # Catalyst 4.1 refuses a livecd/volid longer than this (catalyst/targets/livecd_stage2.py).
 CATALYST_VOLID_MAX = 32
 _VOLID = re.compile(r"[A-Za-z0-9_.-]{1,32}")

@@ -137,8 +137,7 @@ def build(conf: dict, spec_file: Path, args) -> None:
     log("NOTICE", f"Building {subpath} ({'fresh' if args.clear_autoresume else 'resuming'})")
     for step in ISO_SEQUENCE if values["target"] == "livecd-stage2" else STAGE_SEQUENCE:
         log("NOTICE", f"--- Running action sequence: {step}")
-    extension = grammar.catalyst_keys()["compression_mode_extension_pydecomp_0.3"].get(
-        values.get("compression_mode", "lbzip2"), "tar.bz2")
+    extension = grammar.tarball_extension(values.get("compression_mode", "lbzip2"))
     tarball = storedir / "builds" / f"{subpath}.{extension}"
     write_tarball(tarball, text)
     if values["target"] == "livecd-stage2":
