@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from gentoo_zfs_livecd import config as config_module
 from gentoo_zfs_livecd import pins
+from gentoo_zfs_livecd.catalyst.argv import CatalystArgv
 from gentoo_zfs_livecd.catalyst.grammar import tarball_extension
 from gentoo_zfs_livecd.checkout import EMULATOR, ROOT
 from gentoo_zfs_livecd.paths import Paths
@@ -33,10 +34,10 @@ class Build(NamedTuple):
         return self.config.get(key)
 
     @property
-    def catalyst_command(self) -> list:
-        if self.rehearsal:
-            return [sys.executable, str(EMULATOR)]
-        return self.config.get("catalyst.command")
+    def catalyst(self) -> CatalystArgv:
+        """Catalyst's command lines for this build (the emulator's when rehearsing)."""
+        command = (sys.executable, str(EMULATOR)) if self.rehearsal else tuple(self.config.get("catalyst.command"))
+        return CatalystArgv(command, str(self.paths.catalyst_conf))
 
     @property
     def snapshot_pin(self) -> dict | None:

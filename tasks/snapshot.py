@@ -30,10 +30,9 @@ def resolve(build) -> tuple[str, str]:
 def make_squashfs(build, sha: str) -> None:
     """`catalyst -s <sha>`: Catalyst archives that commit into `<storedir>/snapshots/`."""
     from gentoo_zfs_livecd.catalyst import runner
-    command = build.catalyst_command
-    runner.preflight(tuple(command), build.rehearsal)
+    runner.preflight(build.catalyst, build.rehearsal)
     log = runner.log_path(build.paths.logs, "snapshot")
-    code = runner.run([*command, "-c", str(build.paths.catalyst_conf), "-s", sha], log, "snapshot")
+    code = runner.run(build.catalyst.snapshot(sha), log, "snapshot")
     if code != 0:
         runner.fail(log, f"snapshot: catalyst -s {sha} exited {code}")
     if not build.paths.snapshot(sha).is_file():
@@ -47,7 +46,7 @@ def update_snapshot() -> None:
     from gentoo_zfs_livecd.inputs import gitrepo
     build = context.current()
     # Before any network traffic: no Catalyst (or the wrong one) means no build at all.
-    runner.preflight(tuple(build.catalyst_command), build.rehearsal)
+    runner.preflight(build.catalyst, build.rehearsal)
     sha, date = resolve(build)
     if not build.paths.snapshot(sha).is_file():
         # catalyst -s reads runner.conf for its storedir; the specs task rewrites it later.

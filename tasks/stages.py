@@ -53,8 +53,8 @@ def build_stage(stage: str, files: list) -> None:
     build = context.current()
     paths = build.paths
     runner.build_stage(
-        task=stage, command=build.catalyst_command, rehearsal=build.rehearsal,
-        conf=str(paths.catalyst_conf), spec=str(paths.spec(stage)),
+        task=stage, catalyst=build.catalyst, rehearsal=build.rehearsal,
+        spec=str(paths.spec(stage)),
         targets=[str(t) for t in paths.targets(stage)],
         inputs=stamps.signature(paths.stamps, files), attempt_file=str(paths.attempt(stage)),
         stamp_store=str(paths.stamps), logs=str(paths.logs), history_file=str(paths.history))

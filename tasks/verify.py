@@ -15,7 +15,7 @@ __all__ = ["task_verify"]
 
 def catalyst_version(build) -> str:
     try:
-        return subprocess.run([*build.catalyst_command, "--version"], capture_output=True, text=True,
+        return subprocess.run(build.catalyst.version(), capture_output=True, text=True,
                               timeout=60).stdout.strip() or "unknown"
     except OSError:
         return "unknown"

@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 
 from gentoo_zfs_livecd import atomic, pins, stamps
+from gentoo_zfs_livecd.catalyst.argv import CatalystArgv
 from gentoo_zfs_livecd.console import prefix, say
 from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.files import tail_lines
@@ -40,13 +41,14 @@ def log_path(logs: Path, task: str) -> Path:
 
 
 @cache
-def preflight(command: tuple, rehearsal: bool) -> None:
+def preflight(catalyst: CatalystArgv, rehearsal: bool) -> None:
     """Refuse, in one line, a missing Catalyst, Catalyst 3.x, or a non-root user."""
+    command = catalyst.command
     if shutil.which(command[0]) is None:
         raise UserError(f"catalyst.command: {command[0]!r} not found; install dev-util/catalyst 4.x "
                         "on a Gentoo host, or try the whole build without it: doit rehearse=1")
     try:
-        usage = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=120).stdout
+        usage = subprocess.run(catalyst.usage(), capture_output=True, text=True, timeout=120).stdout
     except (OSError, subprocess.TimeoutExpired) as err:
         raise UserError(f"catalyst.command: {' '.join(command)} --help failed ({err})")
     if "git-treeish" not in usage:
@@ -126,10 +128,10 @@ def expected_duration(history_file: Path, task: str) -> float | None:
     return history.median_duration(history.load(history_file), task)
 
 
-def build_stage(task: str, command: list, rehearsal: bool, conf: str, spec: str, targets: list,
+def build_stage(task: str, catalyst: CatalystArgv, rehearsal: bool, spec: str, targets: list,
                 inputs: str, attempt_file: str, stamp_store: str, logs: str, history_file: str) -> None:
     """doit action of a stage task: Catalyst with `-a` unless retrying identical inputs."""
-    preflight(tuple(command), rehearsal)
+    preflight(catalyst, rehearsal)
     attempt = pins.read(attempt_file) or {}
     resume = attempt.get("inputs") == inputs and attempt.get("outcome") == "failed"
     remove(targets)
@@ -137,7 +139,7 @@ def build_stage(task: str, command: list, rehearsal: bool, conf: str, spec: str,
         stamps.forget(Path(stamp_store), target)
     pins.write(attempt_file, {"inputs": inputs, "outcome": "failed"})
     log = log_path(Path(logs), task)
-    argv = [*command, "-c", conf, *([] if resume else ["-a"]), "-f", spec]
+    argv = catalyst.build(spec, clear_autoresume=not resume)
     say(f"   {task}: catalyst {'resuming' if resume else 'building'}; log {log}")
     code = run(argv, log, task, expected_duration(Path(history_file), task))
     if code != 0:

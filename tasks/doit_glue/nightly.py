@@ -99,14 +99,13 @@ def upload(build) -> str | None:
     return None
 
 
-def housekeeping(build, catalyst_argv) -> None:
+def housekeeping(build) -> None:
     """After a good night: old run logs, Catalyst's work folders, tarballs of other stamps."""
     logs = [p for p in build.paths.logs.iterdir() if p.is_dir() and not p.is_symlink()]
     for old in beyond_newest(logs, build.get("nightly.keep_logs"), newest_key=lambda p: p.name):
         shutil.rmtree(old, ignore_errors=True)
     for stage in build.chain():
-        subprocess.run([*catalyst_argv, "-c", str(build.paths.catalyst_conf), "-T", "-f",
-                        str(build.paths.spec(stage))], capture_output=True, timeout=3600)
+        subprocess.run(build.catalyst.purge_tmp(build.paths.spec(stage)), capture_output=True, timeout=3600)
     remove_old_stamps(build)
 
 
@@ -179,7 +178,7 @@ def nightly(config_path: Path, rehearse: bool) -> int:
                 print(f"{label}{problem}")
             return 1
         problem = upload(build) if "publish" in ran else None
-        housekeeping(build, build.catalyst_command)
+        housekeeping(build)
         record(build, start, "succeeded", None, log_path)
         if "publish" not in ran:
             print(f"{label}up to date: {build.paths.iso_name}")
