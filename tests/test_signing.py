@@ -3,18 +3,13 @@ import gzip
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(TESTS.parent))
-sys.path.insert(0, str(TESTS))
-import gpgtestkeys  # noqa: E402
-
-from gentoo_zfs_livecd.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.errors import UserError
+from gentoo_zfs_livecd.inputs import openpgp
 from gentoo_zfs_livecd.release import digestfile, sidecars
+from tests.support import gpgtestkeys
 
 COREUTILS = {"blake2b": "b2sum", "sha512": "sha512sum", "md5": "md5sum", "sha1": "sha1sum",
              "sha256": "sha256sum"}
@@ -83,6 +78,10 @@ def test_unknown_algorithm_and_missing_artifact(tmp_path):
     assert not (tmp_path / "x.iso.DIGESTS").exists()
 
 
+def public_key(home, primary) -> bytes:
+    return gpgtestkeys.gpg(home, "--armor", "--export", primary)
+
+
 def test_sign_release_and_verify_with_gpg(artifact, keys):
     home, primary, subkey, _other = keys
     sidecars.write_digests(artifact)
@@ -98,20 +97,28 @@ def test_sign_release_and_verify_with_gpg(artifact, keys):
         status = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--status-fd", "1", *argv],
                                 capture_output=True, text=True)
         assert status.returncode == 0 and f"VALIDSIG {subkey}" in status.stdout
-    assert sidecars.verify_clearsigned(digests_path, primary, home) == plain
-    sidecars.verify_detached(artifact, subkey, home)
-    sidecars.verify_detached(artifact, "releng@example.org", home)
+    keyring = public_key(home, primary)
+    assert openpgp.verify_clearsigned(digests_path.read_bytes(), keyring, primary, digests_path) == plain
+    openpgp.verify_detached(artifact, asc.read_bytes(), keyring, primary)
+
+
+@pytest.mark.parametrize("key", ["subkey", "releng@example.org"])
+def test_sign_release_with_a_subkey_or_user_id(artifact, keys, key):
+    home, primary, subkey, _other = keys
+    sidecars.write_digests(artifact)
+    asc = sidecars.sign_release(artifact, subkey if key == "subkey" else key, home)[2]
+    openpgp.verify_detached(artifact, asc.read_bytes(), public_key(home, primary), primary)
 
 
 def test_tampered_artifact_fails_verification(artifact, keys):
     home, primary, _subkey, _other = keys
     sidecars.write_digests(artifact)
-    sidecars.sign_release(artifact, primary, home)
+    asc = sidecars.sign_release(artifact, primary, home)[2]
     with open(artifact, "r+b") as stream:
         stream.seek(1000)
         stream.write(b"\xff\x00")
-    with pytest.raises(UserError, match="does not verify"):
-        sidecars.verify_detached(artifact, primary, home)
+    with pytest.raises(UserError, match=f"^{artifact}: the signature is BAD"):
+        openpgp.verify_detached(artifact, asc.read_bytes(), public_key(home, primary), primary)
 
 
 def test_tampered_digests_fail_verification(artifact, keys):
@@ -122,18 +129,21 @@ def test_tampered_digests_fail_verification(artifact, keys):
     line = next(l for l in text.splitlines() if l.endswith(artifact.name) and not l.startswith("#"))
     forged = ("0" if line[0] != "0" else "1") + line[1:]
     digests_path.write_text(text.replace(line, forged))
-    with pytest.raises(UserError, match="does not verify"):
-        sidecars.verify_clearsigned(digests_path, primary, home)
+    with pytest.raises(UserError, match=f"^{digests_path}: the signature is BAD"):
+        openpgp.verify_clearsigned(digests_path.read_text(), public_key(home, primary), primary, digests_path)
 
 
 def test_signature_by_another_key_is_refused(artifact, keys):
     home, primary, _subkey, other = keys
     sidecars.write_digests(artifact)
     sidecars.sign_release(artifact, other, home)
-    with pytest.raises(UserError, match="not by the expected key"):
-        sidecars.verify_detached(artifact, primary, home)
-    with pytest.raises(UserError, match="not by the expected key"):
-        sidecars.verify_clearsigned(artifact.with_name(artifact.name + ".DIGESTS"), primary, home)
+    both = public_key(home, primary) + public_key(home, other)
+    asc = artifact.with_name(artifact.name + ".asc")
+    with pytest.raises(UserError, match=f"primary {other}\\), not by the pinned key {primary}"):
+        openpgp.verify_detached(artifact, asc.read_bytes(), both, primary)
+    digests_path = artifact.with_name(artifact.name + ".DIGESTS")
+    with pytest.raises(UserError, match=f"primary {other}\\), not by the pinned key {primary}"):
+        openpgp.verify_clearsigned(digests_path.read_text(), both, primary, digests_path)
 
 
 def test_signing_twice_is_refused(artifact, keys):
@@ -147,6 +157,7 @@ def test_signing_twice_is_refused(artifact, keys):
 def test_unknown_key(artifact, keys):
     home = keys[0]
     sidecars.write_digests(artifact)
-    with pytest.raises(UserError, match="nobody@example.org"):
+    with pytest.raises(UserError, match="^GnuPG key nobody@example.org not found"):
         sidecars.sign_release(artifact, "nobody@example.org", home)
     assert not artifact.with_name(artifact.name + ".asc").exists()
+    assert not artifact.with_name(artifact.name + ".DIGESTS").read_text().startswith("-----BEGIN PGP")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.files import beyond_newest
-from gentoo_zfs_livecd.inputs.openpgp import check_status, private_home, status_lines
+from gentoo_zfs_livecd.inputs.openpgp import verify_by_program
 
 SHA = re.compile(r"[0-9a-f]{40}")
 
@@ -78,14 +78,12 @@ def verify_commit(bare_repo, sha: str, keyring, fingerprint: str) -> None:
     """UserError unless commit `sha` carries a good signature by the pinned key (or its subkey)."""
     source = f"commit {sha} of {bare_repo}"
     rev_parse(bare_repo, sha)
-    with private_home(keyring, fingerprint) as home:
-        proc = subprocess.run(
-            ["git", "-c", "gpg.format=openpgp", "-c", "gpg.program=gpg", "-c", "gpg.openpgp.program=gpg",
-             "--git-dir", str(bare_repo), "verify-commit", "--raw", sha],
-            capture_output=True, text=True, env={**os.environ, "GNUPGHOME": home})
-    check_status(status_lines(proc.stderr), fingerprint, source)
-    if proc.returncode != 0:
-        raise UserError(f"{source}: git verify-commit failed (exit {proc.returncode})")
+    code = verify_by_program(
+        ["git", "-c", "gpg.format=openpgp", "-c", "gpg.program=gpg", "-c", "gpg.openpgp.program=gpg",
+         "--git-dir", str(bare_repo), "verify-commit", "--raw", sha],
+        keyring, fingerprint, source)
+    if code != 0:
+        raise UserError(f"{source}: git verify-commit failed (exit {code})")
 
 
 def commit_info(bare_repo, rev: str) -> tuple:

@@ -22,7 +22,7 @@ from typing import NamedTuple, Optional
 from gentoo_zfs_livecd.atomic import link_or_copy, symlink
 from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.files import beyond_newest
-from gentoo_zfs_livecd.inputs.openpgp import private_home, verify_clearsigned
+from gentoo_zfs_livecd.inputs.openpgp import check_pinned_key, verify_clearsigned
 from gentoo_zfs_livecd.release import digestfile
 from gentoo_zfs_livecd.release.hashing import MultiHasher, hash_file
 
@@ -367,8 +367,7 @@ def fetch_latest_seed(mirrors, arch: str, flavour: str, keyring, fingerprint: st
     """
     if not mirrors:
         raise UserError("no mirrors configured: list at least one Gentoo mirror URL")
-    with private_home(keyring, fingerprint):
-        pass  # a bad keyring or fingerprint is the user's to fix, not a reason to try another mirror
+    check_pinned_key(keyring, fingerprint)  # the user's to fix, not a reason to try another mirror
     session = session or make_session()
     failures = []
     for mirror in mirrors:

@@ -2,15 +2,15 @@
 
 `<artifact>.DIGESTS` (one block per algorithm, for the artifact and its `.CONTENTS.gz`),
 `<artifact>.sha256`, and optionally, with a GnuPG key: the DIGESTS and sha256 files
-clearsigned in place and a detached armoured `<artifact>.asc`. Every signature is
-verified (status VALIDSIG by that key) before it replaces anything on disk.
+clearsigned in place and a detached armoured `<artifact>.asc`, made and checked by
+`openpgp.Signer` before anything on disk is replaced.
 """
 import hashlib
-import subprocess
 from pathlib import Path
 
 from gentoo_zfs_livecd import atomic
 from gentoo_zfs_livecd.errors import UserError
+from gentoo_zfs_livecd.inputs import openpgp
 from gentoo_zfs_livecd.release import digestfile
 from gentoo_zfs_livecd.release.hashing import hash_file
 
@@ -62,7 +62,7 @@ def sign_release(artifact, key: str, gnupg_home=None):
     verification fails.
     """
     artifact = Path(artifact)
-    fingerprints = key_fingerprints(key, gnupg_home)
+    signer = openpgp.Signer(key, gnupg_home)
     written = []
     for path in (sidecar(artifact, ".DIGESTS"), sidecar(artifact, ".sha256")):
         if not path.is_file():
@@ -70,99 +70,9 @@ def sign_release(artifact, key: str, gnupg_home=None):
         text = path.read_text()
         if text.startswith(SIGNED_HEADER):
             raise UserError(f"{path}: already clearsigned; write the digests again before signing")
-        signed = gpg(gnupg_home, ["--local-user", key, "--clearsign"], f"clearsign {path}",
-                     input=text.encode())
-        verified = _verify_clearsigned_bytes(signed, fingerprints, gnupg_home, path)
-        if verified.decode() != text:
-            raise UserError(f"{path}: the clearsigned text differs from what was signed; "
-                            "check gpg's configuration (e.g. a not-dash-escaped option)")
-        atomic.write_bytes(path, signed)
+        atomic.write_bytes(path, signer.clearsign(text, path))
         written.append(path)
-    signature = gpg(gnupg_home, ["--local-user", key, "--armor", "--detach-sign", "--output", "-",
-                                 str(artifact)], f"sign {artifact}")
     asc = sidecar(artifact, ".asc")
-    _verify_detached_bytes(signature, artifact, fingerprints, gnupg_home, asc)
-    atomic.write_bytes(asc, signature)
+    atomic.write_bytes(asc, signer.detach_sign(artifact, asc))
     written.append(asc)
     return written
-
-
-def verify_clearsigned(path, key: str, gnupg_home=None) -> str:
-    """The signed text of a clearsigned file, after checking VALIDSIG by `key`; else UserError."""
-    path = Path(path)
-    data = path.read_bytes()
-    return _verify_clearsigned_bytes(data, key_fingerprints(key, gnupg_home), gnupg_home, path).decode()
-
-
-def verify_detached(artifact, key: str, gnupg_home=None, signature=None) -> None:
-    """Check `<artifact>.asc` (or `signature`) over `artifact` for VALIDSIG by `key`; else UserError."""
-    artifact = Path(artifact)
-    signature_path = Path(signature) if signature else sidecar(artifact, ".asc")
-    _verify_detached_bytes(signature_path.read_bytes(), artifact,
-                           key_fingerprints(key, gnupg_home), gnupg_home, signature_path)
-
-
-def key_fingerprints(key: str, gnupg_home=None) -> set:
-    """Fingerprints of `key` (primary and subkeys) in the keyring; UserError if absent."""
-    out = gpg(gnupg_home, ["--with-colons", "--fingerprint", "--list-keys", key],
-              f"find key {key}").decode()
-    found = {line.split(":")[9].upper() for line in out.splitlines() if line.startswith("fpr:")}
-    if not found:
-        raise UserError(f"GnuPG key {key} not found in {gnupg_home or '~/.gnupg'}; import it or fix the key id")
-    return found
-
-
-def gpg(home, args, action: str, input=None) -> bytes:
-    """stdout of gpg in batch mode; UserError naming `action` on failure."""
-    argv = ["gpg", "--batch", "--no-tty", "--yes"]
-    if home is not None:
-        argv += ["--homedir", str(home)]
-    try:
-        done = subprocess.run(argv + list(args), input=input, capture_output=True)
-    except FileNotFoundError:
-        raise UserError("gpg not found; install gnupg") from None
-    if done.returncode != 0:
-        raise UserError(f"gpg could not {action}: {_last_error(done.stderr)}; "
-                        "check the key id, its passphrase/agent and the GnuPG home")
-    return done.stdout
-
-
-def _verify_clearsigned_bytes(signed: bytes, fingerprints, home, path) -> bytes:
-    done = _run_verify(home, ["--output", "-", "--verify"], signed)
-    _require_validsig(done, fingerprints, path)
-    return done.stdout
-
-
-def _verify_detached_bytes(signature: bytes, artifact, fingerprints, home, signature_path):
-    done = _run_verify(home, ["--verify", "-", str(artifact)], signature)
-    _require_validsig(done, fingerprints, signature_path, artifact)
-
-
-def _run_verify(home, args, input):
-    argv = ["gpg", "--batch", "--no-tty", "--status-fd", "2"]
-    if home is not None:
-        argv += ["--homedir", str(home)]
-    return subprocess.run(argv + args, input=input, capture_output=True)
-
-
-def _require_validsig(done, fingerprints, path, artifact=None):
-    """A VALIDSIG line whose signing key or primary key is one of `fingerprints`."""
-    signers = []
-    for line in done.stderr.decode(errors="replace").splitlines():
-        words = line.split()
-        if words[:2] == ["[GNUPG:]", "VALIDSIG"] and len(words) >= 3:
-            signers.append((words[2].upper(), words[-1].upper()))
-    over = f" over {artifact}" if artifact else ""
-    if done.returncode != 0 or not signers:
-        raise UserError(f"{path}: signature{over} does not verify ({_last_error(done.stderr)}); "
-                        "the file was changed after signing or the key is wrong")
-    if not any(set(signer) & set(fingerprints) for signer in signers):
-        found = ", ".join(signer[0] for signer in signers)
-        raise UserError(f"{path}: signed{over} by {found}, not by the expected key "
-                        f"({' or '.join(sorted(fingerprints))}); sign with the release key")
-
-
-def _last_error(stderr: bytes) -> str:
-    lines = [l for l in stderr.decode(errors="replace").splitlines()
-             if l.strip() and not l.startswith("[GNUPG:]")]
-    return lines[-1].strip() if lines else "no error message"
