@@ -179,6 +179,24 @@ class Config:
     def get(self, key):
         return self.values[key]
 
+    def declared(self, keys) -> "Config":
+        """The same settings, of which only `keys` may be read: a task's declared settings."""
+        unknown = set(keys) - set(self.values)
+        if unknown:
+            raise KeyError(f"no such settings: {', '.join(sorted(unknown))}")
+        return DeclaredConfig(self.path, {key: self.values[key] for key in keys})
+
+
+class DeclaredConfig(Config):
+    """A task's settings: reading one it did not declare is a programming error, said plainly."""
+    __slots__ = ()
+
+    def get(self, key):
+        try:
+            return self.values[key]
+        except KeyError:
+            raise LookupError(f"setting {key!r} is read but not declared by the task") from None
+
 
 def problem(path, key, text):
     return UserError(f"{path.name}:{key}: {text}")

@@ -33,6 +33,14 @@ class Build(NamedTuple):
     def get(self, key):
         return self.config.get(key)
 
+    def declared(self, keys) -> "Build":
+        """This build with only `keys` readable: what one task's actions are handed."""
+        return self._replace(config=self.config.declared(keys))
+
+    @property
+    def settings(self) -> dict:
+        return dict(self.config.values)
+
     @property
     def catalyst(self) -> CatalystArgv:
         """Catalyst's command lines for this build (the emulator's when rehearsing)."""

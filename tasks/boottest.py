@@ -4,15 +4,16 @@ import shutil
 import sys
 
 from doit import create_after
-from doit.tools import config_changed
 
 from gentoo_zfs_livecd import atomic
 from gentoo_zfs_livecd.console import prefix, say
 from gentoo_zfs_livecd.errors import UserError
 from tasks.doit_glue import context
-from tasks.doit_glue.actions import doit_action
+from tasks.doit_glue.actions import doit_action, settings_changed
 
 __all__ = ["task_boottest", "boot_test_wanted", "boot_test_result"]
+
+SETTINGS = ("boottest.enabled", "boottest.timeout", "boottest.accel", "boottest.memory", "boottest.qemu")
 
 
 def boot_test_wanted(build) -> bool:
@@ -32,9 +33,8 @@ def boot_test_result(build) -> dict | None:
 
 
 @doit_action
-def run_boot_test() -> None:
+def run_boot_test(build) -> None:
     from gentoo_zfs_livecd.iso import qemuboot
-    build = context.current()
     result_file(build).unlink(missing_ok=True)
     qemu = build.get("boottest.qemu")
     if build.get("boottest.enabled") == "auto" and shutil.which(qemu) is None:
@@ -64,11 +64,10 @@ def task_boottest():
         return
     yield {
         "basename": "boottest",
-        "actions": [run_boot_test],
+        "actions": [(run_boot_test, [build.declared(SETTINGS)])],
         "file_dep": [build.paths.iso],
         "targets": [result_file(build)],
-        "uptodate": [config_changed({key: build.get(key) for key in
-                                     ("boottest.enabled", "boottest.accel", "boottest.qemu")})],
+        "uptodate": [settings_changed(build, SETTINGS)],
         "task_dep": ["verify"],
         "verbosity": 2,
     }

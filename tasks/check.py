@@ -1,15 +1,19 @@
 """`check`: everything that can be wrong before Catalyst runs, found in under a second."""
 from pathlib import Path
 
-from doit.tools import config_changed
-
 from gentoo_zfs_livecd import checkout
+from gentoo_zfs_livecd.catalyst.render import SPEC_SETTINGS
 from gentoo_zfs_livecd.console import say
 from gentoo_zfs_livecd.errors import UserError
 from tasks.doit_glue import context
-from tasks.doit_glue.actions import doit_action
+from tasks.doit_glue.actions import doit_action, settings_changed
 
 __all__ = ["task_check", "task_kernel_deep_check"]
+
+KERNEL_RULE_SETTINGS = ("kernel.config", "kernel.rules", "kernel.extra_rules", "kernel.mode", "kernel.strict_legacy")
+CHECK_SETTINGS = tuple(dict.fromkeys(SPEC_SETTINGS + KERNEL_RULE_SETTINGS))
+DEEP_CHECK_SETTINGS = ("kernel.config", "kernel.source_tree", "kernel.rules", "kernel.extra_rules",
+                       "kernel.strict_legacy")
 
 
 def kernel_findings(build) -> list:
@@ -23,9 +27,8 @@ def kernel_findings(build) -> list:
 
 
 @doit_action
-def run_check() -> None:
+def run_check(build) -> None:
     from gentoo_zfs_livecd.catalyst import render
-    build = context.current()
     _, problems = render.render_all(build, for_check=True)
     for finding in kernel_findings(build):
         if finding.level == "error":
@@ -41,16 +44,16 @@ def task_check():
     build = context.current()
     templates = sorted(checkout.SPECS_DIR.glob("*.j2"))
     return {
-        "actions": [run_check],
-        "file_dep": [build.config.path, Path(build.get("kernel.config")), *templates],
+        "actions": [(run_check, [build.declared(CHECK_SETTINGS)])],
+        "file_dep": [Path(build.get("kernel.config")), *templates],
+        "uptodate": [settings_changed(build, CHECK_SETTINGS)],
         "verbosity": 2,
     }
 
 
 @doit_action
-def run_deep_check() -> None:
+def run_deep_check(build) -> None:
     from gentoo_zfs_livecd.kernel import kconfig
-    build = context.current()
     findings = kconfig.deep_check(build.get("kernel.config"), build.get("kernel.source_tree"),
                                   build.get("kernel.rules"), build.get("kernel.extra_rules"),
                                   strict_legacy=build.get("kernel.strict_legacy"))
@@ -67,10 +70,9 @@ def task_kernel_deep_check():
         return
     yield {
         "basename": "kernel-deep-check",
-        "actions": [run_deep_check],
+        "actions": [(run_deep_check, [build.declared(DEEP_CHECK_SETTINGS)])],
         "file_dep": [Path(build.get("kernel.config"))],
-        "uptodate": [config_changed({key: build.get(key) for key in
-                                     ("kernel.source_tree", "kernel.rules", "kernel.extra_rules")})],
+        "uptodate": [settings_changed(build, DEEP_CHECK_SETTINGS)],
         "task_dep": ["check"],
         "verbosity": 2,
     }

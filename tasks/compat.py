@@ -1,26 +1,22 @@
 """`compat`: the kernel and ZFS versions the pinned tree gives, checked against each other."""
 import dataclasses
 
-from doit.tools import config_changed
-
 from gentoo_zfs_livecd import pins
 from gentoo_zfs_livecd.checkout import ZFS_KERNEL_RANGES
 from gentoo_zfs_livecd.console import say
 from tasks.doit_glue import context
-from tasks.doit_glue.actions import doit_action
+from tasks.doit_glue.actions import doit_action, settings_changed
 
 __all__ = ["task_compat"]
 
 
 
-def kernel_settings(build) -> dict:
-    return {key: build.get(key) for key in ("arch", "kernel.mode", "kernel.sources", "kernel.version")}
+SETTINGS = ("arch", "kernel.mode", "kernel.sources", "kernel.version")
 
 
 @doit_action
-def check_compat() -> None:
+def check_compat(build) -> None:
     from gentoo_zfs_livecd.kernel import zfscompat
-    build = context.current()
     sqfs = build.paths.snapshot(build.snapshot_pin["sha"])
     result = zfscompat.snapshot_compat(sqfs, **zfscompat_arguments(build), ranges_path=ZFS_KERNEL_RANGES)
     pins.write(build.paths.pin("compat"), dataclasses.asdict(result))
@@ -41,10 +37,10 @@ def task_compat():
     """Check that the pinned tree's kernel is one its ZFS release supports."""
     build = context.current()
     return {
-        "actions": [check_compat],
+        "actions": [(check_compat, [build.declared(SETTINGS)])],
         "file_dep": [build.paths.pin("snapshot"), ZFS_KERNEL_RANGES],
         "targets": [build.paths.pin("compat")],
-        "uptodate": [config_changed(kernel_settings(build))],
+        "uptodate": [settings_changed(build, SETTINGS)],
         "task_dep": ["snapshot"],
         "verbosity": 2,
     }

@@ -6,15 +6,14 @@ pinned kernel (`kernel.version`) can add its mask without writing into the sourc
 import shutil
 from pathlib import Path
 
-from doit.tools import config_changed
-
 from gentoo_zfs_livecd import atomic, pins
 from tasks.doit_glue import context
-from tasks.doit_glue.actions import doit_action
+from tasks.doit_glue.actions import doit_action, settings_changed
 
 __all__ = ["task_confdirs", "rendered_files"]
 
 KERNEL_MASK = Path("package.mask") / "zz-gentoo-zfs-livecd-kernel"
+SETTINGS = ("portage.stages_confdir", "portage.isos_confdir", "kernel.version")
 
 
 def source_files(root: Path) -> list:
@@ -40,8 +39,7 @@ def rendered_files(build, name: str) -> list:
 
 
 @doit_action
-def render_confdir(name: str) -> None:
-    build = context.current()
+def render_confdir(build, name: str) -> None:
     source, target = Path(build.get(f"portage.{name}_confdir")), build.paths.confdir(name)
     wanted = set(rendered_files(build, name))
     for path in source_files(source):
@@ -63,11 +61,10 @@ def task_confdirs():
     for name in ("stages", "isos"):
         yield {
             "name": name,
-            "actions": [(render_confdir, [name])],
+            "actions": [(render_confdir, [build.declared(SETTINGS), name])],
             "file_dep": source_files(Path(build.get(f"portage.{name}_confdir"))) +
             ([build.paths.pin("compat")] if name == "isos" and build.get("kernel.version") else []),
             "targets": rendered_files(build, name),
-            "uptodate": [config_changed({"kernel.version": build.get("kernel.version"),
-                                         "kernel.mode": build.get("kernel.mode")})],
+            "uptodate": [settings_changed(build, SETTINGS)],
             "task_dep": ["compat"],
         }

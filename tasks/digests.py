@@ -1,11 +1,12 @@
 """`digests`: <iso>.DIGESTS and <iso>.sha256 in one read, optionally signed."""
 from doit import create_after
-from doit.tools import config_changed
 
 from tasks.doit_glue import context
-from tasks.doit_glue.actions import doit_action
+from tasks.doit_glue.actions import doit_action, settings_changed
 
 __all__ = ["task_digests"]
+
+SETTINGS = ("digests.algorithms", "digests.sign_key", "digests.gnupg_home")
 
 
 def outputs(build) -> list:
@@ -14,9 +15,8 @@ def outputs(build) -> list:
 
 
 @doit_action
-def write_digests() -> None:
+def write_digests(build) -> None:
     from gentoo_zfs_livecd.release import sidecars
-    build = context.current()
     iso = build.paths.iso
     sidecars.write_digests(iso, build.get("digests.algorithms"))
     if build.get("digests.sign_key"):
@@ -29,11 +29,10 @@ def task_digests():
     build = context.current()
     paths = build.paths
     return {
-        "actions": [write_digests],
+        "actions": [(write_digests, [build.declared(SETTINGS)])],
         "file_dep": [paths.iso, paths.contents(paths.iso)],
         "targets": outputs(build),
-        "uptodate": [config_changed({key: build.get(key) for key in
-                                     ("digests.algorithms", "digests.sign_key", "digests.gnupg_home")})],
+        "uptodate": [settings_changed(build, SETTINGS)],
         "task_dep": ["iso"],
         "verbosity": 2,
     }

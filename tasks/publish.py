@@ -10,9 +10,11 @@ from gentoo_zfs_livecd.console import say
 from gentoo_zfs_livecd.errors import UserError
 from tasks.boottest import boot_test_result, boot_test_wanted
 from tasks.doit_glue import context
-from tasks.doit_glue.actions import doit_action
+from tasks.doit_glue.actions import doit_action, settings_changed
 
 __all__ = ["task_publish", "publish_release"]
+
+SETTINGS = ("publish.dir", "publish.keep", "boottest.enabled")
 
 
 def require_boot_test(build) -> None:
@@ -57,8 +59,8 @@ def publish_release(build):
 
 
 @doit_action
-def publish() -> None:
-    publish_release(context.current())
+def publish(build) -> None:
+    publish_release(build)
 
 
 @create_after(executed="specs")
@@ -68,7 +70,8 @@ def task_publish():
     paths = build.paths
     deps = [paths.iso, paths.sidecar(".DIGESTS"), paths.sidecar(".sha256"), paths.build_info]
     return {
-        "actions": [publish],
+        "actions": [(publish, [build.declared(SETTINGS)])],
+        "uptodate": [settings_changed(build, SETTINGS)],
         "file_dep": deps,
         "targets": [paths.pin("published")],
         "task_dep": ["boottest" if boot_test_wanted(build) else "verify"],

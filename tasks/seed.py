@@ -10,6 +10,9 @@ from tasks.doit_glue.actions import doit_action
 
 __all__ = ["task_seed"]
 
+SETTINGS = ("seed.file", "seed.mirrors", "arch", "seed.flavour", "seed.keyring", "seed.fingerprint", "seed.keep",
+            "storedir", "rel_type", "subarch")
+
 EXTENSION = re.compile(r"(\.tar(?:\.[A-Za-z0-9]+)?)$")
 
 
@@ -60,8 +63,7 @@ def from_mirrors(build, have: dict | None) -> dict:
 
 
 @doit_action
-def update_seed() -> None:
-    build = context.current()
+def update_seed(build) -> None:
     have = pins.read(build.paths.pin("seed"))
     if build.get("seed.file"):
         pin = from_file(build, Path(build.get("seed.file")))
@@ -76,24 +78,23 @@ def update_seed() -> None:
         say(f"   seed: {pin['name']} ({pin['size']} bytes)")
 
 
-def is_current() -> bool:
+def is_current(build, refresh: bool) -> bool:
     """A downloaded seed stands until `refresh=1` (or the nightly) asks the mirror again."""
-    build = context.current()
     pin = pins.read(build.paths.pin("seed"))
     if pin is None or not build.paths.seed(extension(pin["name"])).exists():
         return False
-    return not context.refresh()
+    return not refresh
 
 
 def task_seed():
     """Verify and place the seed stage3 (seed.file, or the mirrors' latest, GnuPG-checked)."""
     build = context.current()
-    task = {"actions": [update_seed], "targets": [build.paths.pin("seed")],
+    task = {"actions": [(update_seed, [build.declared(SETTINGS)])], "targets": [build.paths.pin("seed")],
             "task_dep": ["check"], "verbosity": 2}
     if build.get("seed.file"):
         task["file_dep"] = [build.get("seed.file")]
     elif build.rehearsal:
         task["uptodate"] = [True]
     else:
-        task["uptodate"] = [is_current]
+        task["uptodate"] = [(is_current, [build, context.refresh()])]
     return task

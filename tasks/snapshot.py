@@ -1,10 +1,14 @@
 """`snapshot`: the portage tree as a commit of gentoo.git, pinned, and its Catalyst squashfs."""
 from gentoo_zfs_livecd import pins
+from gentoo_zfs_livecd.catalyst import render
 from gentoo_zfs_livecd.console import say
 from tasks.doit_glue import context
 from tasks.doit_glue.actions import doit_action
 
 __all__ = ["task_snapshot"]
+
+SETTINGS = ("snapshot.treeish", "snapshot.repo_url", "snapshot.keyring", "snapshot.fingerprint", "snapshot.keep",
+            "catalyst.command", *render.CONF_SETTINGS)
 
 
 def resolve(build) -> tuple[str, str]:
@@ -40,11 +44,10 @@ def make_squashfs(build, sha: str) -> None:
 
 
 @doit_action
-def update_snapshot() -> None:
+def update_snapshot(build) -> None:
     from gentoo_zfs_livecd.atomic import write_if_changed
-    from gentoo_zfs_livecd.catalyst import render, runner
+    from gentoo_zfs_livecd.catalyst import runner
     from gentoo_zfs_livecd.inputs import gitrepo
-    build = context.current()
     # Before any network traffic: no Catalyst (or the wrong one) means no build at all.
     runner.preflight(build.catalyst, build.rehearsal)
     sha, date = resolve(build)
@@ -56,29 +59,28 @@ def update_snapshot() -> None:
     pin = {"treeish": build.get("snapshot.treeish"), "sha": sha, "date": date.isoformat(),
            "stamp": gitrepo.stamp_from_date(date)}
     changed = pins.write(build.paths.pin("snapshot"), pin)
-    context.current.cache_clear()  # version_stamp 'auto' and the artifact names follow the pin
     say(f"   snapshot: {sha} ({date}){' (new)' if changed else ''}")
     gitrepo.prune_snapshots(build.paths.snapshots, build.get("snapshot.keep"), sha)
 
 
-def is_current() -> bool:
+def is_current(build, refresh: bool) -> bool:
     """The pin stands: its squashfs exists, it pins the configured tree-ish, no refresh asked."""
-    build = context.current()
     pin = build.snapshot_pin
     if pin is None or not build.paths.snapshot(pin["sha"]).is_file():
         return False
     if pin["treeish"] != build.get("snapshot.treeish"):
         return False
-    return pin["treeish"] != "stable" or not context.refresh()
+    return pin["treeish"] != "stable" or not refresh
 
 
 def task_snapshot():
     """Pin the portage tree (gentoo.git commit) and build its squashfs with catalyst -s."""
     build = context.current()
     return {
-        "actions": [update_snapshot],
+        "actions": [(update_snapshot, [build.declared(SETTINGS)])],
         "targets": [build.paths.pin("snapshot")],
-        "uptodate": [is_current],
+        # Not config_changed: a setting edit must not fetch a moving `stable`; the pin decides.
+        "uptodate": [(is_current, [build.declared(SETTINGS), context.refresh()])],
         "task_dep": ["check"],
         "verbosity": 2,
     }

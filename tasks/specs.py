@@ -1,10 +1,15 @@
 """`specs`: the spec of every stage, catalyst.conf and catalystrc, rendered with the pins."""
+from doit import create_after
+
 from gentoo_zfs_livecd import atomic, checkout
+from gentoo_zfs_livecd.catalyst import render
 from gentoo_zfs_livecd.errors import UserError
 from tasks.doit_glue import context
-from tasks.doit_glue.actions import doit_action
+from tasks.doit_glue.actions import doit_action, settings_changed
 
 __all__ = ["task_specs"]
+
+SETTINGS = tuple(dict.fromkeys(render.SPEC_SETTINGS + render.CONF_SETTINGS))
 
 
 def outputs(build) -> list:
@@ -13,9 +18,7 @@ def outputs(build) -> list:
 
 
 @doit_action
-def write_specs() -> None:
-    from gentoo_zfs_livecd.catalyst import render
-    build = context.current()
+def write_specs(build) -> None:
     texts, problems = render.render_all(build)
     if problems:
         raise UserError("\n".join(problems))
@@ -25,12 +28,15 @@ def write_specs() -> None:
     atomic.write_if_changed(build.paths.catalystrc, render.catalystrc(build))
 
 
+# Created once `snapshot` has run: the pin it writes names the artifacts (`version_stamp: auto`).
+@create_after(executed="snapshot")
 def task_specs():
     """Render and lint the stage specs, catalyst.conf and catalystrc with the current pins."""
     build = context.current()
     return {
-        "actions": [write_specs],
-        "file_dep": [build.config.path, build.paths.pin("snapshot"), *sorted(checkout.SPECS_DIR.glob("*.j2"))],
+        "actions": [(write_specs, [build.declared(SETTINGS)])],
+        "file_dep": [build.paths.pin("snapshot"), *sorted(checkout.SPECS_DIR.glob("*.j2"))],
+        "uptodate": [settings_changed(build, SETTINGS)],
         "targets": outputs(build),
         "task_dep": ["check", "snapshot", "confdirs"] +
         (["kernel-deep-check"] if build.get("kernel.source_tree") else []),

@@ -46,11 +46,13 @@ def inputs(build, stage: str) -> list:
     return files + files_named_by(build, stage)
 
 
+SETTINGS = ("stages", "catalyst.command")
+
+
 @doit_action
-def build_stage(stage: str, files: list) -> None:
+def build_stage(build, stage: str, files: list) -> None:
     from gentoo_zfs_livecd import stamps
     from gentoo_zfs_livecd.catalyst import runner
-    build = context.current()
     paths = build.paths
     runner.build_stage(
         task=stage, catalyst=build.catalyst, rehearsal=build.rehearsal,
@@ -68,7 +70,7 @@ def stage_task(stage: str):
     files = inputs(build, stage)
     yield {
         "basename": stage,
-        "actions": [(build_stage, [stage, [str(f) for f in files]])],
+        "actions": [(build_stage, [build.declared(SETTINGS), stage, [str(f) for f in files]])],
         "file_dep": files,
         "targets": build.paths.targets(stage),
         "task_dep": ["specs", "compat", before or "seed"],

@@ -8,9 +8,11 @@ from doit import create_after
 from gentoo_zfs_livecd import atomic, pins
 from gentoo_zfs_livecd.console import say
 from tasks.doit_glue import context
-from tasks.doit_glue.actions import doit_action
+from tasks.doit_glue.actions import doit_action, settings_changed
 
 __all__ = ["task_verify"]
+
+SETTINGS = ("livecd.volid", "stages", "catalyst.command")
 
 
 def catalyst_version(build) -> str:
@@ -54,9 +56,8 @@ def build_info(build, facts) -> dict:
 
 
 @doit_action
-def verify_iso() -> None:
+def verify_iso(build) -> None:
     from gentoo_zfs_livecd.iso import inspection
-    build = context.current()
     facts = inspection.verify_iso(build.paths.iso, build.expand("livecd.volid"))
     atomic.write_text(build.paths.build_info, json.dumps(build_info(build, facts), indent=2) + "\n")
     say(f"   verify: {facts.volume_id}: Linux {facts.kernel_release}, ZFS {facts.zfs_version}")
@@ -68,7 +69,8 @@ def task_verify():
     build = context.current()
     paths = build.paths
     return {
-        "actions": [verify_iso],
+        "actions": [(verify_iso, [build.declared(SETTINGS)])],
+        "uptodate": [settings_changed(build, SETTINGS)],
         "file_dep": [paths.iso, paths.sidecar(".DIGESTS"), paths.pin("snapshot"), paths.pin("seed")],
         "targets": [paths.build_info],
         "task_dep": ["digests"],

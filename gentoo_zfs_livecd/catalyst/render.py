@@ -12,6 +12,17 @@ from gentoo_zfs_livecd.paths import STAGE_TARGETS, TEMPLATES
 from gentoo_zfs_livecd.project import Build
 
 PLACEHOLDER_SHA = "0" * 40
+# What rendering reads: the specs (with the stage chain and the paths of its artifacts) ...
+SPEC_SETTINGS = (
+    "stages", "subarch", "rel_type", "profile", "livecd.profile", "compression_mode", "portage.stages_confdir",
+    "portage.isos_confdir", "portage.prefix", "repos", "catalyst.jobs", "kernel.mode", "kernel.sources",
+    "kernel.config", "kernel.packages", "kernel.dracut_args", "livecd.volid", "livecd.type", "livecd.bootargs",
+    "livecd.use", "livecd.packages", "livecd.rcadd", "livecd.fsscript", "livecd.root_overlay", "livecd.overlay",
+    "catalyst.binhost",
+)
+# ... and catalyst.conf with catalystrc.
+CONF_SETTINGS = ("catalyst.pkgcache", "catalyst.kerncache", "catalyst.distdir", "catalyst.jobs",
+                 "catalyst.load_average", "catalyst.binhost")
 
 
 def source_subpath(build: Build, stage: str) -> str:

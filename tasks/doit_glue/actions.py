@@ -2,6 +2,7 @@
 import functools
 
 from doit.exceptions import TaskFailed
+from doit.tools import config_changed
 
 from gentoo_zfs_livecd.errors import UserError
 
@@ -16,3 +17,9 @@ def doit_action(func):
             return TaskFailed(str(err))
         return result if isinstance(result, dict) else None
     return action
+
+
+def settings_changed(build, keys):
+    """doit's up-to-date check on the settings a task declares (Nikola's `kw` + config_changed):
+    a declared setting that changes reruns exactly the tasks that read it."""
+    return config_changed({key: build.get(key) for key in sorted(keys)})

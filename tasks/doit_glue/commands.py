@@ -1,5 +1,4 @@
 """doit commands of this project: `run` under the build lock (later: `nightly`, `report`)."""
-import signal
 import sys
 
 from doit.cmd_base import Command
@@ -9,23 +8,13 @@ from gentoo_zfs_livecd.console import prefix
 from gentoo_zfs_livecd.lock import FileLock, LockTaken
 from tasks.doit_glue import context
 
-TERMINATED = []
-
-
-def _terminate(signum, frame):
-    TERMINATED.append(signum)
-    raise KeyboardInterrupt
-
-
-def stop_on_sigterm() -> None:
-    """Turn SIGTERM into KeyboardInterrupt, so doit saves the tasks that finished."""
-    signal.signal(signal.SIGTERM, _terminate)
-
 
 class LockedRun(Run):
     """doit's `run`, holding the build folder's lock; a second build is refused at once."""
 
     def execute(self, params, args):
+        # Imported here, not at the top: doit loads this module for every command, `list` too.
+        from tasks.doit_glue.nightly import stop_on_sigterm
         build = context.current()
         stop_on_sigterm()
         try:
@@ -45,7 +34,7 @@ class NightlyCommand(Command):
     doc_description = None
 
     def execute(self, params, args):
-        from tasks.doit_glue.nightly import nightly
+        from tasks.doit_glue.nightly import nightly, stop_on_sigterm
         stop_on_sigterm()
         return nightly(context.config_path(), context.rehearsal())
 

@@ -31,13 +31,25 @@ def refresh() -> bool:
     return _flag("refresh")
 
 
-@cache
 def current() -> project.Build:
-    """The build named on doit's command line; a bad config is one line, no traceback."""
-    from doit.exceptions import InvalidDodoFile
-    console.set_rehearsal(rehearsal())
+    """The build named on doit's command line, as its snapshot pin now names it (a pinned
+    `stable` commit moves `version_stamp: auto` and every artifact name with it)."""
+    path, rehearse = config_path(), rehearsal()
+    pin = project.Paths.pin_in(project.build_dir(path, rehearse), "snapshot")
     try:
-        return project.make_build(config_path(), rehearsal())
+        pin_text = pin.read_text()
+    except FileNotFoundError:
+        pin_text = None
+    return _build(path, rehearse, pin_text)
+
+
+@cache
+def _build(path: Path, rehearse: bool, pin_text: str | None) -> project.Build:
+    """A bad config is one line, no traceback."""
+    from doit.exceptions import InvalidDodoFile
+    console.set_rehearsal(rehearse)
+    try:
+        return project.make_build(path, rehearse)
     except UserError as err:
         raise InvalidDodoFile(f"{console.prefix()}{err}") from None
 

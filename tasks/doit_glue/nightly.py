@@ -8,6 +8,7 @@ import argparse
 import datetime
 import json
 import shutil
+import signal
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -17,10 +18,23 @@ from gentoo_zfs_livecd import checkout, pins, project
 from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.files import beyond_newest
 from gentoo_zfs_livecd.lock import FileLock, LockTaken
-from tasks.doit_glue import context
 
 DODO = checkout.DODO
 LOG_TAIL = 100
+
+# Signals that ended the run: a night stopped by SIGTERM is "interrupted", not "failed".
+TERMINATED = []
+
+
+def _terminate(signum, frame):
+    TERMINATED.append(signum)
+    raise KeyboardInterrupt
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so doit saves the tasks that finished (here and in
+    `doit run`, commands.LockedRun)."""
+    signal.signal(signal.SIGTERM, _terminate)
 
 
 class Tee:
@@ -53,7 +67,6 @@ def run_graph(build, tasks, output) -> int:
     from doit.cmd_base import DodoTaskLoader
     from doit.doit_cmd import DoitMain
     variables = [f"config={build.config.path}", "refresh=1"] + (["rehearse=1"] if build.rehearsal else [])
-    context.current.cache_clear()
     main = DoitMain(DodoTaskLoader(), config_filenames=(), extra_config={"GLOBAL": {"outfile": output}})
     return main.run(["-f", str(DODO), *tasks, *variables])
 
@@ -168,7 +181,6 @@ def nightly(config_path: Path, rehearse: bool) -> int:
         failed = next((name for name, status, _ in reporter.EVENTS if status == "failed"), None)
         label = "[rehearsal] " if rehearse else ""
         if code != 0:
-            from tasks.doit_glue.commands import TERMINATED
             outcome = "interrupted" if TERMINATED and not failed else "failed"
             failed = failed or "nightly"
             print(f"{label}nightly {outcome} in {failed}; log: {task_log(build, failed, log_path)}")
@@ -204,7 +216,6 @@ def main(argv=None) -> int:
     parser.add_argument("--config", help="config file (default: config.yaml of the project)")
     parser.add_argument("--rehearse", action="store_true", help="use the Catalyst emulator, under build/rehearsal/")
     args = parser.parse_args(argv)
-    from tasks.doit_glue.commands import stop_on_sigterm
     stop_on_sigterm()
     try:
         config = Path(args.config) if args.config else Path(args.project) / "config.yaml"
