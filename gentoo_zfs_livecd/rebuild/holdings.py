@@ -22,9 +22,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tasks import atomic
-from tasks.errors import UserError
-from tasks.hashing import CHUNK, MultiHasher
+from gentoo_zfs_livecd import atomic
+from gentoo_zfs_livecd.errors import UserError
+from gentoo_zfs_livecd.release.hashing import CHUNK, MultiHasher
 
 from .atoms import cp_of_atom, cp_of_cpv
 

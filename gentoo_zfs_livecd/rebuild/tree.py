@@ -9,8 +9,8 @@ import posixpath
 import subprocess
 from functools import cache
 
-from tasks.errors import UserError
-from tasks.gitrepo import git
+from gentoo_zfs_livecd.errors import UserError
+from gentoo_zfs_livecd.inputs.gitrepo import git
 
 from .atoms import cp_of_cpv
 
