@@ -47,6 +47,12 @@ def _treeish(value):
     return None
 
 
+def _at_least_one_day(value):
+    if value < 1:
+        return "must be at least 1 (days), or null for never"
+    return None
+
+
 def _bare_name(value):
     if "/" in value:
         return "must be a bare file name: Catalyst writes it into <storedir>/builds/<rel_type>/"
@@ -114,6 +120,8 @@ SCHEMA = {
     "snapshot.keyring": Field("path", RELEASE_KEYRING, spec=True),
     "snapshot.fingerprint": Field(str, RELEASE_KEY, check=_fingerprint),
     "snapshot.keep": Field(int, 3),
+    "snapshot.rebuild": Field(str, "relevant", choices=("relevant", "always")),
+    "snapshot.full_rebuild_days": Field("int?", 7, check=_at_least_one_day),
     "seed.file": Field("path?", None),
     "seed.mirrors": Field(list, ["https://distfiles.gentoo.org"]),
     "seed.flavour": Field(str, "openrc", spec=True),
@@ -277,6 +285,8 @@ def _check_value(path, key, value, spec_field, root):
     base = kind.rstrip("?") if isinstance(kind, str) else kind
     if base in ("path", "str"):
         base = str
+    if base == "int":
+        base = int
     if base == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise problem(path, key, f"must be a number, not {value!r}")

@@ -12,7 +12,8 @@ A line looks like:
      "tasks": [{"name": "stage1", "status": "ran", "seconds": 4711.2}, ...],
      "artifacts": {"install-amd64-zfs-20260819T161003Z.iso": 1029701632},
      "versions": {"kernel": "6.12.41-gentoo-dist", "zfs": "2.3.4"},
-     "log_path": "build/config/logs/20260820T020003Z/nightly.log"}
+     "log_path": "build/config/logs/20260820T020003Z/nightly.log",
+     "decisions": ["stage1: kept (built from 1a2b3c4; ...)", "iso: rebuild (sys-fs/zfs-kmod changed)"]}
 """
 import json
 import os
@@ -46,6 +47,7 @@ class RunRecord:
     artifacts: dict[str, int] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     log_path: str | None = None
+    decisions: list[str] = field(default_factory=list)  # one line per stage: kept or rebuild, and why
 
     def task(self, name: str) -> TaskRun | None:
         return next((t for t in self.tasks if t.name == name), None)
@@ -66,7 +68,8 @@ def from_dict(data: dict) -> RunRecord:
     return RunRecord(start=data["start"], end=data["end"], outcome=data["outcome"], tasks=tasks,
                      failed_task=data.get("failed_task"), iso_name=data.get("iso_name"),
                      artifacts=dict(data.get("artifacts") or {}),
-                     versions=dict(data.get("versions") or {}), log_path=data.get("log_path"))
+                     versions=dict(data.get("versions") or {}), log_path=data.get("log_path"),
+                     decisions=[str(line) for line in data.get("decisions") or []])
 
 
 def append(path, record: RunRecord) -> None:

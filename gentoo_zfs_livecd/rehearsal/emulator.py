@@ -10,6 +10,7 @@ import argparse
 import gzip
 import io
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -139,7 +140,7 @@ def build(conf: dict, spec_file: Path, args) -> None:
         log("NOTICE", f"--- Running action sequence: {step}")
     extension = grammar.tarball_extension(values.get("compression_mode", "lbzip2"))
     tarball = storedir / "builds" / f"{subpath}.{extension}"
-    write_tarball(tarball, text)
+    write_tarball(tarball, text, installed_packages(values, tree_packages(sqfs)))
     if values["target"] == "livecd-stage2":
         write_iso(values, storedir, sqfs)
 
@@ -157,16 +158,68 @@ def find_seed(path: Path) -> Path:
     return matches[0]
 
 
-def write_tarball(tarball: Path, spec_text: str) -> None:
-    """A small tarball whose content differs per build, as a real rebuild's would."""
+def tree_packages(sqfs: Path) -> dict:
+    """`cat/pn` -> (PF, eclasses) of the newest stable (`amd64`) ebuild of each package in a
+    snapshot, eclasses from its `inherit` lines: what emerge would install from that tree."""
+    found = {}
+    with tempfile.TemporaryDirectory(prefix="tree-") as tmp:
+        root = Path(tmp) / "tree"
+        subprocess.run(["unsquashfs", "-n", "-d", str(root), str(sqfs), "*/*/*.ebuild"], check=True,
+                       capture_output=True)
+        for ebuild in sorted(root.glob("*/*/*.ebuild")):
+            text = ebuild.read_text()
+            if not re.search(r'^KEYWORDS="[^"]*(?<![~\w-])amd64', text, re.M):
+                continue
+            eclasses = tuple(name for line in re.findall(r"^inherit (.*)$", text, re.M) for name in line.split())
+            cp = f"{ebuild.parent.parent.name}/{ebuild.parent.name}"
+            pf = ebuild.name[:-len(".ebuild")]
+            if cp not in found or _version_key(pf) > _version_key(found[cp][0]):
+                found[cp] = (pf, eclasses)
+    return found
+
+
+def _version_key(pf: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"[.-]", pf)]
+
+
+def installed_packages(values: dict, tree: dict) -> dict:
+    """`cat/PF` -> eclasses a stage of this target holds: the system set for stage1-3, plus the
+    spec's CD packages (livecd-stage1) and kernel packages (livecd-stage2). Packages the tree
+    does not have are left out."""
+    wanted = list(SYSTEM_SET)
+    if values["target"].startswith("livecd-"):
+        wanted += _atoms(values.get("livecd/packages"))
+    if values["target"] == "livecd-stage2":
+        for key, value in values.items():
+            if re.fullmatch(r"boot/kernel/[^/]+/(sources|packages)", key):
+                wanted += _atoms(value)
+        if "boot/kernel/gentoo/distkernel" in values:
+            wanted.append("sys-kernel/gentoo-kernel")
+    return {f"{cp.split('/')[0]}/{tree[cp][0]}": tree[cp][1] for cp in dict.fromkeys(wanted) if cp in tree}
+
+
+def _atoms(value) -> list:
+    values = [value] if isinstance(value, str) else list(value or [])
+    return [item.split(":")[0] for item in values if "/" in item]
+
+
+def write_tarball(tarball: Path, spec_text: str, packages: dict) -> None:
+    """A small tarball whose content differs per build, as a real rebuild's would, holding
+    Portage's database of `packages` (`cat/PF` -> eclasses), named `./...` as Catalyst's are."""
     tarball.parent.mkdir(parents=True, exist_ok=True)
     note = f"{LABEL} built {time.time_ns()}\n{spec_text}".encode()
+    members = {"./etc/catalyst-emulation": note}
+    for cpv, eclasses in packages.items():
+        members[f"./var/db/pkg/{cpv}/PF"] = f"{cpv.split('/')[1]}\n".encode()
+        if eclasses:
+            members[f"./var/db/pkg/{cpv}/INHERITED"] = f"{' '.join(eclasses)}\n".encode()
     mode = {"bz2": "w:bz2", "xz": "w:xz", "gz": "w:gz"}.get(tarball.name.rsplit(".", 1)[-1], "w")
     with tarfile.open(tarball, mode) as out:
-        info = tarfile.TarInfo("etc/catalyst-emulation")
-        info.size = len(note)
-        out.addfile(info, io.BytesIO(note))
-    write_contents(tarball, "etc/catalyst-emulation\n")
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+    write_contents(tarball, "".join(f"{name}\n" for name in members))
 
 
 def write_contents(artifact: Path, listing: str) -> None:
@@ -202,7 +255,22 @@ def local_version(values: dict) -> str:
 
 # --- what a rehearsal needs instead of the network ------------------------------------------
 
+# The system set every stage holds; each is an ebuild of the tiny tree below.
+SYSTEM_SET = ("sys-apps/baselayout", "sys-libs/glibc")
 EBUILDS = {
+    "sys-apps/baselayout/baselayout-2.17.ebuild": 'KEYWORDS="amd64 arm64"\n',
+    "sys-libs/glibc/glibc-2.41-r5.ebuild": 'inherit toolchain-funcs flag-o-matic\nKEYWORDS="amd64 arm64"\n',
+    "app-misc/screen/screen-4.9.1-r1.ebuild": 'inherit flag-o-matic pam\nKEYWORDS="amd64 arm64"\n',
+    "sys-fs/zfs-kmod/zfs-kmod-2.3.4.ebuild": 'inherit linux-mod-r1\nKEYWORDS="amd64 arm64"\n',
+    "eclass/toolchain-funcs.eclass": "# toolchain-funcs\n",
+    "eclass/flag-o-matic.eclass": "# flag-o-matic\n",
+    "eclass/pam.eclass": "# pam\n",
+    "eclass/linux-mod-r1.eclass": "# linux-mod-r1\n",
+    "profiles/base/make.defaults": 'USE="ipv6"\n',
+    "profiles/base/packages": "*sys-apps/baselayout\n*sys-libs/glibc\n",
+    "profiles/default/linux/amd64/23.0/parent": "../../../../base\n",
+    "profiles/default/linux/amd64/23.0/make.defaults": 'CHOST="x86_64-pc-linux-gnu"\n',
+    "profiles/package.mask": "# masks\n",
     "sys-kernel/gentoo-kernel/gentoo-kernel-6.12.41.ebuild": 'KEYWORDS="amd64 arm64"\n',
     "sys-kernel/gentoo-kernel/gentoo-kernel-6.18.2.ebuild": 'KEYWORDS="~amd64 ~arm64"\n',
     "sys-kernel/gentoo-sources/gentoo-sources-6.12.41.ebuild": 'KEYWORDS="amd64 arm64"\n',
