@@ -111,9 +111,10 @@ def snapshot(conf: dict, treeish: str) -> None:
     target = Path(conf["storedir"]) / "snapshots" / f"{conf['repo_name']}-{name}.sqfs"
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
+        # tar(1) unpacks: TarFile.extractall's safe `filter` needs Python 3.11.4, Debian 12 has 3.11.2.
         archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", name],
                                  capture_output=True, check=True).stdout
-        tarfile.open(fileobj=io.BytesIO(archive)).extractall(tmp, filter="tar")
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True, capture_output=True)
         subprocess.run(["mksquashfs", tmp, str(target), "-noappend", "-quiet", "-all-root"],
                        check=True, capture_output=True)
 
