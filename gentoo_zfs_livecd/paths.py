@@ -91,10 +91,6 @@ class Paths:
 
     # the project's build folder
     @property
-    def dep_file(self) -> Path:
-        return self.build_dir / "doit.sqlite"
-
-    @property
     def lock(self) -> Path:
         return self.build_dir / "lock"
 

@@ -1,14 +1,11 @@
 """Run history: append, load (skipping damage), medians and remaining-time estimates."""
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gentoo_zfs_livecd.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.nightly import history
-from gentoo_zfs_livecd.nightly.history import RunRecord, TaskRun  # noqa: E402
+from gentoo_zfs_livecd.nightly.history import RunRecord, TaskRun
 
 
 def run(day, stage1=None, stage1_status="ran", outcome="succeeded"):
@@ -89,11 +86,3 @@ def test_median_looks_at_recent_runs_only():
 
     assert history.median_duration(records, "stage1", window=3) == 10.0
     assert history.median_duration(records, "stage1", window=7) == 1000.0
-
-
-def test_estimate_remaining():
-    records = [run(1, 100.0), run(2, 300.0), run(3, 200.0)]
-
-    assert history.estimate_remaining(records, "stage1", 50.0) == 150.0
-    assert history.estimate_remaining(records, "stage1", 500.0) == 0.0
-    assert history.estimate_remaining(records, "iso", 10.0) is None

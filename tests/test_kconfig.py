@@ -12,6 +12,12 @@ FRAGMENT = REPO / "kernel-configs" / "dist-livecd.config"
 ALL_SETS = ["openzfs", "gentoo-zfs", "livecd", "legacy-2013"]
 
 
+def check_file(path, rule_set_names, user_rules=None, fragment=False, strict_legacy=False):
+    """`kconfig.check` on a file, naming it in the messages."""
+    return kconfig.check(kconfig.read_config(path), rule_set_names, user_rules, fragment, strict_legacy,
+                         source=str(path))
+
+
 def with_values(text: str, changes: dict) -> str:
     """The config text with each option's lines replaced: value None drops it, "n" writes
     '# CONFIG_X is not set', anything else CONFIG_X=value."""
@@ -82,7 +88,7 @@ def _simple_rules():
 def test_breaking_each_rule_is_reported(tmp_path, rule_set, rule):
     broken_value = "y" if rule.want == "off" else "n"
     path = write(tmp_path, "x.config", with_values(FULL.read_text(), {rule.option: broken_value}))
-    found = messages(kconfig.check_file(path, [rule_set]), "error")
+    found = messages(check_file(path, [rule_set]), "error")
     observed = f"{rule.option}=y" if broken_value == "y" else f"{rule.option} is not set"
     assert found == [f"{path}: {observed}, rule set {rule_set} wants {rule.describe_want()}"]
 
@@ -90,7 +96,7 @@ def test_breaking_each_rule_is_reported(tmp_path, rule_set, rule):
 def test_absent_and_module_values_are_named(tmp_path):
     path = write(tmp_path, "x.config", with_values(FULL.read_text(),
                                                    {"CONFIG_EFI_STUB": None, "CONFIG_RD_XZ": "m"}))
-    assert messages(kconfig.check_file(path, ["livecd"])) == [
+    assert messages(check_file(path, ["livecd"])) == [
         f"{path}: CONFIG_RD_XZ=m, rule set livecd wants y",
         f"{path}: CONFIG_EFI_STUB is absent, rule set livecd wants y",
     ]
@@ -106,10 +112,10 @@ def test_squashfs_message_example(tmp_path):
 def test_squashfs_compressor_group(tmp_path):
     text = FULL.read_text()
     only_zstd = write(tmp_path, "zstd.config", with_values(text, {"CONFIG_SQUASHFS_XZ": "n"}))
-    assert kconfig.check_file(only_zstd, ["livecd"]) == []
+    assert check_file(only_zstd, ["livecd"]) == []
     neither = write(tmp_path, "neither.config",
                     with_values(text, {"CONFIG_SQUASHFS_XZ": "n", "CONFIG_SQUASHFS_ZSTD": None}))
-    assert messages(kconfig.check_file(neither, ["livecd"])) == [
+    assert messages(check_file(neither, ["livecd"])) == [
         f"{neither}: CONFIG_SQUASHFS_XZ is not set, CONFIG_SQUASHFS_ZSTD is absent, rule set "
         f"livecd wants CONFIG_SQUASHFS_XZ=y or CONFIG_SQUASHFS_ZSTD=y"]
 
@@ -117,12 +123,12 @@ def test_squashfs_compressor_group(tmp_path):
 def test_overlay_or_device_mapper_snapshots(tmp_path):
     text = FULL.read_text()
     dm_only = write(tmp_path, "dm.config", with_values(text, {"CONFIG_OVERLAY_FS": "n"}))
-    assert kconfig.check_file(dm_only, ["livecd"]) == []
+    assert check_file(dm_only, ["livecd"]) == []
     overlay_only = write(tmp_path, "ov.config", with_values(text, {"CONFIG_BLK_DEV_DM": "n"}))
-    assert kconfig.check_file(overlay_only, ["livecd"]) == []
+    assert check_file(overlay_only, ["livecd"]) == []
     neither = write(tmp_path, "neither.config",
                     with_values(text, {"CONFIG_OVERLAY_FS": "n", "CONFIG_DM_SNAPSHOT": "n"}))
-    assert messages(kconfig.check_file(neither, ["livecd"])) == [
+    assert messages(check_file(neither, ["livecd"])) == [
         f"{neither}: CONFIG_OVERLAY_FS is not set, CONFIG_BLK_DEV_DM=y, CONFIG_DM_SNAPSHOT is not "
         f"set, rule set livecd wants CONFIG_OVERLAY_FS=y/m or (CONFIG_BLK_DEV_DM=y/m and "
         f"CONFIG_DM_SNAPSHOT=y/m)"]
@@ -130,14 +136,14 @@ def test_overlay_or_device_mapper_snapshots(tmp_path):
 
 def test_fragment_reports_only_what_it_changes(tmp_path):
     unrelated = write(tmp_path, "frag.config", "CONFIG_DRM=n\nCONFIG_LOCALVERSION=\"\"\n")
-    assert kconfig.check_file(unrelated, ALL_SETS, fragment=True, strict_legacy=True) == []
-    as_full = kconfig.check_file(unrelated, ["openzfs"])
+    assert check_file(unrelated, ALL_SETS, fragment=True, strict_legacy=True) == []
+    as_full = check_file(unrelated, ["openzfs"])
     assert f"{unrelated}: CONFIG_MODULES is absent, rule set openzfs wants y" in messages(as_full)
 
     harmful = write(tmp_path, "harm.config",
                     "CONFIG_DRM=n\nCONFIG_SQUASHFS=n\n# CONFIG_ZLIB_DEFLATE is not set\n"
                     "CONFIG_DEBUG_LOCK_ALLOC=y\nCONFIG_RD_XZ=m\n")
-    assert messages(kconfig.check_file(harmful, ["openzfs", "livecd"], fragment=True)) == [
+    assert messages(check_file(harmful, ["openzfs", "livecd"], fragment=True)) == [
         f"{harmful}: CONFIG_ZLIB_DEFLATE is not set, rule set openzfs wants y or m",
         f"{harmful}: CONFIG_DEBUG_LOCK_ALLOC=y, rule set openzfs wants it off",
         f"{harmful}: CONFIG_RD_XZ=m, rule set livecd wants y",
@@ -147,9 +153,9 @@ def test_fragment_reports_only_what_it_changes(tmp_path):
 
 def test_fragment_groups_fail_only_when_the_fragment_breaks_every_alternative(tmp_path):
     overlay_off = write(tmp_path, "a.config", "CONFIG_OVERLAY_FS=n\n")
-    assert kconfig.check_file(overlay_off, ["livecd"], fragment=True) == []
+    assert check_file(overlay_off, ["livecd"], fragment=True) == []
     both_off = write(tmp_path, "b.config", "CONFIG_OVERLAY_FS=n\nCONFIG_DM_SNAPSHOT=n\n")
-    assert messages(kconfig.check_file(both_off, ["livecd"], fragment=True)) == [
+    assert messages(check_file(both_off, ["livecd"], fragment=True)) == [
         f"{both_off}: CONFIG_OVERLAY_FS is not set, CONFIG_DM_SNAPSHOT is not set, rule set "
         f"livecd wants CONFIG_OVERLAY_FS=y/m or (CONFIG_BLK_DEV_DM=y/m and CONFIG_DM_SNAPSHOT=y/m)"]
 
@@ -157,7 +163,7 @@ def test_fragment_groups_fail_only_when_the_fragment_breaks_every_alternative(tm
 def test_legacy_2013_is_obsolete_unless_strict(tmp_path):
     path = write(tmp_path, "old.config", with_values(FULL.read_text(), {
         "CONFIG_PREEMPT_NONE": "n", "CONFIG_PREEMPT_VOLUNTARY": "y", "CONFIG_KALLSYMS": "n"}))
-    findings = kconfig.check_file(path, ALL_SETS)
+    findings = check_file(path, ALL_SETS)
     assert [finding.level for finding in findings] == ["obsolete", "obsolete"]
     assert kconfig.errors(findings) == []
     kallsyms, preempt = messages(findings)
@@ -166,7 +172,7 @@ def test_legacy_2013_is_obsolete_unless_strict(tmp_path):
     assert preempt.startswith(f"{path}: CONFIG_PREEMPT_NONE is not set, rule set legacy-2013 wants y (")
     assert "f86373f5b2" in preempt and "2012" in preempt
 
-    strict = kconfig.check_file(path, ALL_SETS, strict_legacy=True)
+    strict = check_file(path, ALL_SETS, strict_legacy=True)
     assert [finding.level for finding in strict] == ["error", "error"]
     assert messages(strict) == [
         f"{path}: CONFIG_KALLSYMS is not set, rule set legacy-2013 wants y",
@@ -179,10 +185,10 @@ def test_user_rules(tmp_path):
         "CONFIG_LOCALVERSION": '"-zfs"', "CONFIG_NR_CPUS": "0x40", "CONFIG_UDF_FS": "m"}))
     passing = {"CONFIG_LOCALVERSION": "-zfs", "NR_CPUS": 64, "UDF_FS": "m", "SQUASHFS": "y",
                "CONFIG_ZISOFS": "y/m", "CONFIG_DEBUG_INFO_BTF": "off", "CONFIG_HZ": "1000"}
-    assert kconfig.check_file(path, [], user_rules=passing) == []
+    assert check_file(path, [], user_rules=passing) == []
     failing = {"LOCALVERSION": '""', "CONFIG_UDF_FS": "y", "CONFIG_SQUASHFS": "off",
                "CONFIG_NR_CPUS": "128", "CONFIG_NOT_IN_KERNEL": "y/m"}
-    assert messages(kconfig.check_file(path, [], user_rules=failing)) == [
+    assert messages(check_file(path, [], user_rules=failing)) == [
         f'{path}: CONFIG_LOCALVERSION="-zfs", rule set user wants ""',
         f"{path}: CONFIG_UDF_FS=m, rule set user wants y",
         f"{path}: CONFIG_SQUASHFS=y, rule set user wants it off",
@@ -214,7 +220,7 @@ def test_unknown_rule_set_lists_known_ones():
 
 def test_a_single_rule_set_name_as_string(tmp_path):
     path = write(tmp_path, "x.config", with_values(FULL.read_text(), {"CONFIG_MODULES": "n"}))
-    assert messages(kconfig.check_file(path, "openzfs")) == [
+    assert messages(check_file(path, "openzfs")) == [
         f"{path}: CONFIG_MODULES is not set, rule set openzfs wants y"]
 
 

@@ -300,12 +300,6 @@ def check(config: KernelConfig, rule_set_names, user_rules=None, fragment=False,
     return findings
 
 
-def check_file(path, rule_set_names, user_rules=None, fragment=False, strict_legacy=False):
-    """`check` on a file, naming it in the messages."""
-    return check(read_config(path), rule_set_names, user_rules, fragment, strict_legacy,
-                 source=str(path))
-
-
 def errors(findings) -> list:
     """Only the findings that must fail a build."""
     return [finding for finding in findings if finding.level == "error"]

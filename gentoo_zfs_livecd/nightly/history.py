@@ -132,10 +132,3 @@ def median_duration(records: list[RunRecord], task: str,
     """
     durations = [t.seconds for t in (r.task(task) for r in records) if t and t.status == "ran"]
     return statistics.median(durations[-window:]) if durations else None
-
-
-def estimate_remaining(records: list[RunRecord], task: str, elapsed: float) -> float | None:
-    """Seconds `task` still needs after `elapsed` seconds, judged by its median; never below
-    zero. None when the history has no timing for it."""
-    median = median_duration(records, task)
-    return None if median is None else max(median - elapsed, 0.0)
