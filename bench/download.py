@@ -4,7 +4,7 @@ while downloading) against `curl -o` followed by `sha512sum` and `b2sum`.
 Both read the same file from the same server (Python's http.server with sendfile, in a
 subprocess), so the ratio compares the client side only. Target: ratio <= 0.7.
 
-    python bench/download.py [--size 1G] [--rounds 2]
+    python -m bench.download [--size 1G] [--rounds 2]     # from the checkout
 """
 import argparse
 import os
@@ -16,9 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from gentoo_zfs_livecd.inputs import mirror
+from tests.support.network import free_port
 
 BLOCK = 16 * 1024 * 1024
 
@@ -40,12 +39,6 @@ def make_file(path: Path, size: int) -> None:
         while remaining:
             out.write(block[:min(remaining, BLOCK)])
             remaining -= min(remaining, BLOCK)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # http.server with sendfile(2): the server's own CPU, which competes with the client on this

@@ -1,5 +1,5 @@
 """`doit list` start-up against `python -c "import doit"`. Target: ratio <= 1.5.
-Usage: python bench/list.py [--runs 10]
+Usage, from the checkout: python -m bench.list [--runs 10]
 """
 import argparse
 import statistics

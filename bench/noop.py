@@ -2,18 +2,16 @@
 
 The checker must not read artifacts on a no-op run: right after a build, and in the runs that
 follow a touch of every artifact (the first of those may hash them once). Target: ratio <= 1.1.
-Usage: python bench/noop.py [--gib 4] [--runs 5]
+Usage, from the checkout: python -m bench.noop [--gib 4] [--runs 5]
 """
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from buildgraph import Project  # noqa: E402
+from tests.support.buildgraph import Project
 
 STAGES = 4  # tarballs that get the padding: stage1, stage2, stage3, installcd-stage1
 

@@ -5,16 +5,13 @@ unpacked into the cache (see tests/bootsupport.py for the commands).
 """
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import bootsupport  # noqa: E402
-
-from gentoo_zfs_livecd.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.iso import grubcfg, qemuboot
+from tests import bootsupport
 
 REPO = Path(__file__).resolve().parent.parent
 SELFTEST_SCRIPT = REPO / "overlay/root_overlay/etc/local.d/zfs-selftest.start"

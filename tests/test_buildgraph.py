@@ -6,7 +6,8 @@ import sys
 import time
 
 import pytest
-from buildgraph import Project
+
+from tests.support.buildgraph import Project
 
 EVERY_STAGE = ["stage1", "stage2", "stage3", "installcd-stage1", "iso"]
 
@@ -128,8 +129,7 @@ def test_exit_zero_without_artifact_fails_naming_it(project):
 def build_hanging_in_stage3(project):
     """A `doit` whose stage3 Catalyst never returns, once that Catalyst has started."""
     edit(project.root / "specs" / "stage3.spec.j2", "\nportage_prefix: releng\n")
-    env = dict(os.environ, CATALYST_RECORD=str(project.record), CATALYST_FAULT="stage3:hang")
-    child = subprocess.Popen([sys.executable, "-m", "doit"], cwd=project.root, env=env,
+    child = subprocess.Popen([sys.executable, "-m", "doit"], cwd=project.root, env=project.environment("stage3:hang"),
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     wait_for(lambda: project.record.exists() and "stage3" in project.record.read_text())
     return child
@@ -139,6 +139,7 @@ def test_kill_during_a_stage_leaves_nothing_believed(project):
     child = build_hanging_in_stage3(project)
     os.killpg(child.pid, signal.SIGKILL)
     child.wait()
+    project.stop_hanging_catalysts()
     project.calls()
     assert project.build() == ["stage3", "installcd-stage1", "iso"]
 
@@ -153,6 +154,7 @@ def test_a_second_build_is_refused_while_one_runs(project):
     finally:
         os.killpg(child.pid, signal.SIGKILL)
         child.wait()
+        project.stop_hanging_catalysts()
 
 
 def wait_for(condition, timeout=60):

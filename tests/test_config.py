@@ -3,7 +3,8 @@ import copy
 
 import pytest
 import yaml
-from buildgraph import Project
+
+from tests.support.buildgraph import Project
 
 BAD = {
     "unknown key": ({"colour": "blue"}, "config.yaml:colour"),

@@ -3,13 +3,11 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gentoo_zfs_livecd.release.hashing import CHUNK, MultiHasher, hash_file  # noqa: E402
+from gentoo_zfs_livecd.release.hashing import CHUNK, MultiHasher, hash_file
+from tests.support import require
 
 ALGORITHMS = ["md5", "sha1", "sha256", "sha512", "blake2b"]
 COREUTILS = {"md5": "md5sum", "sha1": "sha1sum", "sha256": "sha256sum", "sha512": "sha512sum",
@@ -41,8 +39,7 @@ def test_matches_coreutils(tmp_path):
     path.write_bytes(os.urandom(5 * 1024 * 1024 + 3))
     ours = hash_file(path, ALGORITHMS)
     for algorithm, tool in COREUTILS.items():
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not installed")
+        require(shutil.which(tool), f"{tool} is not installed", "apt-get install coreutils")
         out = subprocess.run([tool, str(path)], check=True, capture_output=True, text=True).stdout
         assert ours[algorithm] == out.split()[0], tool
 

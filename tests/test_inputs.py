@@ -3,12 +3,12 @@ loopback mirror with a signed listing and DIGESTS (real gpg), and the pins they 
 import hashlib
 
 import pytest
-from buildgraph import Project
-from test_gitrepo import Upstream
-from test_mirror import Keys
 
 from gentoo_zfs_livecd.rehearsal import emulator
 from gentoo_zfs_livecd.release import digestfile
+from tests.support.buildgraph import Project
+from tests.support.gitupstream import Upstream
+from tests.support.gpgtestkeys import Keys
 
 EVERY_STAGE = ["stage1", "stage2", "stage3", "installcd-stage1", "iso"]
 

@@ -2,15 +2,13 @@
 import shutil
 import struct
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gentoo_zfs_livecd.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.iso import grubcfg, inspection
 from gentoo_zfs_livecd.rehearsal import fakeiso
+from tests.support import require
 
 VOLID = "Gentoo-amd64-20260101"
 RELEASE = "6.12.41-gentoo-dist"
@@ -46,8 +44,8 @@ def test_good_iso_gives_the_facts(tmp_path):
     assert len(facts["checked"]) >= 10
 
 
-@pytest.mark.skipif(shutil.which("xorriso") is None, reason="xorriso not installed")
 def test_xorriso_made_iso_like_grub_mkrescue(tmp_path):
+    require(shutil.which("xorriso"), "xorriso is not installed", "apt-get install xorriso")
     iso = build(tmp_path, writer="xorriso", module_compression="xz")
     toc = subprocess.run(["xorriso", "-indev", str(iso), "-report_el_torito", "plain"],
                          capture_output=True, text=True).stdout
@@ -172,8 +170,7 @@ def test_modinfo_agrees_with_kmod(tmp_path):
     assert info["vermagic"] == [f"{RELEASE} SMP preempt mod_unload "]
     assert info["license"] == ["Dual MIT/GPL", "Dual BSD/GPL", "CDDL"]
     tool = shutil.which("modinfo") or shutil.which("modinfo", path="/usr/sbin:/sbin")
-    if tool is None:
-        pytest.skip("kmod's modinfo not installed")
+    require(tool, "kmod's modinfo is not installed", "apt-get install kmod")
     for field in ("version", "vermagic", "name"):
         out = subprocess.run([tool, "-F", field, str(module)], check=True, capture_output=True,
                              text=True).stdout

@@ -11,10 +11,11 @@ import pytest
 
 from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.kernel import kconfig
+from tests.support import CHECKOUT, TEST_CACHE, require
 
-REPO = Path(__file__).resolve().parent.parent
-FULL = REPO / "kernel-configs" / "genkernel-amd64.config"
-CACHE = Path("/var/tmp/gentoo-zfs-livecd-test-cache")
+pytestmark = pytest.mark.kernel_tree
+
+FULL = CHECKOUT / "kernel-configs" / "genkernel-amd64.config"
 ALL_SETS = ["openzfs", "gentoo-zfs", "livecd", "legacy-2013"]
 
 
@@ -32,15 +33,13 @@ KCONFIG_MEMBERS = ["*/Kconfig*", "*/Makefile*", "*/Kbuild*", "{top}/scripts/*",
 @pytest.fixture(scope="module")
 def kernel_tree():
     tarball = _newest_linux_source()
-    if tarball is None:
-        pytest.skip("no /usr/src/linux-source-*.tar.xz; install it with "
-                    "'apt-get install -y linux-source'")
+    require(tarball, "no /usr/src/linux-source-*.tar.xz", "apt-get install linux-source")
     stat = tarball.stat()
     top = tarball.name.removesuffix(".tar.xz")
-    target = CACHE / f"{top}-kconfig-{stat.st_size}-{int(stat.st_mtime)}"
+    target = TEST_CACHE / f"{top}-kconfig-{stat.st_size}-{int(stat.st_mtime)}"
     if not (target / top / "Kconfig").is_file():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=CACHE))
+        TEST_CACHE.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=TEST_CACHE))
         members = [pattern.format(top=top) for pattern in KCONFIG_MEMBERS]
         subprocess.run(["tar", "-xf", str(tarball), "-C", str(staging), "--wildcards", *members],
                        check=True)

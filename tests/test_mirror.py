@@ -3,19 +3,15 @@ import hashlib
 import io
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from werkzeug import Response
 
-sys.path.insert(0, str(Path(__file__).parent))
-import gpgtestkeys  # noqa: E402
-
-from gentoo_zfs_livecd.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.inputs import mirror
 from gentoo_zfs_livecd.release import digestfile
+from tests.support.gpgtestkeys import Keys
 
 TS = "20240317T170433Z"
 NAME = f"stage3-amd64-openrc-{TS}.tar.xz"
@@ -23,26 +19,6 @@ AUTOBUILDS = "/releases/amd64/autobuilds"
 TARBALL_PATH = f"{AUTOBUILDS}/{TS}/{NAME}"
 LISTING_PATH = f"{AUTOBUILDS}/latest-stage3-amd64-openrc.txt"
 DATA = os.urandom(3 * 1024 * 1024 + 123)
-
-
-class Keys:
-    def __init__(self, root: Path):
-        self.home = root / "signer"
-        self.primary, self.subkey, public = gpgtestkeys.make_key(self.home)
-        self.other_home = root / "other"
-        _, self.other_subkey, _ = gpgtestkeys.make_key(self.other_home, "Other Key", "other@example.org")
-        self.keyring = root / "release.asc"
-        self.keyring.write_bytes(public)
-
-    def sign(self, text: str) -> str:
-        return gpgtestkeys.clearsign(self.home, text, self.subkey)
-
-    def sign_other(self, text: str) -> str:
-        return gpgtestkeys.clearsign(self.other_home, text, self.other_subkey)
-
-    def close(self):
-        for home in (self.home, self.other_home):
-            subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,13 @@ import sys
 
 import pytest
 from aiosmtpd.controller import Controller
-from buildgraph import Project
-from test_notify import free_port
+
+from tests.support.buildgraph import Project
+from tests.support.network import free_port
 
 
 def nightly(project, fault=None):
-    env = dict(os.environ, CATALYST_RECORD=str(project.record), CATALYST_FAULT=fault or "")
-    return subprocess.Popen([sys.executable, "-m", "doit", "nightly"], cwd=project.root, env=env,
+    return subprocess.Popen([sys.executable, "-m", "doit", "nightly"], cwd=project.root, env=project.environment(fault),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -112,6 +112,7 @@ def test_sigterm_stops_the_night_cleanly_and_keeps_what_finished(project):
     running.send_signal(signal.SIGTERM)
     code, out = finish(running)
     assert code != 0
+    assert project.stop_hanging_catalysts() == []  # the night stopped its Catalyst too
     assert project.calls() == ["stage2", "stage3"]
     # stage2 finished before the signal and is kept; stage3 and what follows are rebuilt.
     assert project.build() == ["stage3", "installcd-stage1", "iso"]

@@ -1,26 +1,17 @@
 """Notifications reach a real SMTP server, a real HTTP endpoint and a real executable on loopback."""
 import email
 import email.policy
-import socket
 import stat
-import sys
 from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gentoo_zfs_livecd import files
 from gentoo_zfs_livecd.nightly import notify
+from tests.support.network import free_port
 
 LOG_LINES = 500
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Mailbox:

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from gentoo_zfs_livecd.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.release import publishing
+from tests.support import CHECKOUT, require
 
 ISO = "install-amd64-zfs.iso"
 
@@ -141,8 +140,7 @@ def other_filesystem_dir(tmp_path):
 
 def test_copy_across_file_systems(tmp_path):
     source_dir = other_filesystem_dir(tmp_path)
-    if source_dir is None:
-        pytest.skip("no second file system (tmpfs) to copy from")
+    require(source_dir, "no second file system to copy from", "mount a tmpfs on /dev/shm or /run")
     try:
         sources = make_release_files(source_dir / "build", b"copied")
         final = publishing.publish(sources, tmp_path / "pub", "r1", keep=1)
@@ -155,8 +153,8 @@ def test_copy_across_file_systems(tmp_path):
 
 def test_sigkill_during_publish_leaves_previous_release_intact(tmp_path):
     source_dir = other_filesystem_dir(tmp_path)
-    if source_dir is None:
-        pytest.skip("no second file system (tmpfs) to copy from, so no copy to interrupt")
+    require(source_dir, "no second file system to copy from, so no copy to interrupt",
+            "mount a tmpfs on /dev/shm or /run")
     publish_dir = tmp_path / "pub"
     try:
         publishing.publish(make_release_files(tmp_path / "old"), publish_dir, "r1", keep=5)
@@ -169,7 +167,7 @@ def test_sigkill_during_publish_leaves_previous_release_intact(tmp_path):
         script = ("import sys; from gentoo_zfs_livecd.release.publishing import publish; "
                   "publish(sys.argv[2:], sys.argv[1], 'r2', keep=5)")
         child = subprocess.Popen([sys.executable, "-c", script, str(publish_dir), *map(str, big)],
-                                 cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
+                                 cwd=CHECKOUT, env=dict(os.environ, PYTHONPATH=str(CHECKOUT)))
         deadline = time.monotonic() + 60
         copying = None
         while child.poll() is None and time.monotonic() < deadline:

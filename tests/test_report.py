@@ -1,16 +1,16 @@
 """The HTML report: page, plots, relative references, escaping, and a real browser's view."""
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gentoo_zfs_livecd.errors import UserError  # noqa: E402
+from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.nightly import history, report
-from gentoo_zfs_livecd.nightly.history import RunRecord, TaskRun  # noqa: E402
+from gentoo_zfs_livecd.nightly.history import RunRecord, TaskRun
+from tests.support import require
 
 CHROMIUM = "/usr/bin/chromium"
 STAGES = ["check", "snapshot", "seed", "stage1", "stage3", "installcd-stage1", "iso"]
@@ -141,7 +141,6 @@ def test_empty_history_is_a_user_error(tmp_path):
 def plot_coloured_pixels(page: Path, tmp_path: Path) -> int:
     """Screenshot `page` in headless Chromium; count pixels of the plots' first line colour
     (matplotlib's tab:blue, #1f77b4), which nothing but the images draws."""
-    np = pytest.importorskip("numpy")
     from matplotlib.image import imread
     shot = tmp_path / "shot.png"
     subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
@@ -153,18 +152,18 @@ def plot_coloured_pixels(page: Path, tmp_path: Path) -> int:
     return int((np.abs(pixels - [31, 119, 180]).max(axis=2) <= 8).sum())
 
 
-needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
+@pytest.fixture
+def chromium():
+    require(Path(CHROMIUM).exists(), f"{CHROMIUM} is not installed", "apt-get install chromium")
 
 
-@needs_chromium
-def test_page_renders_offline_in_headless_chromium(tmp_path):
+def test_page_renders_offline_in_headless_chromium(tmp_path, chromium):
     page = report.render_report(several_runs(), tmp_path / "report")
 
     assert plot_coloured_pixels(page, tmp_path) > 500
 
 
-@needs_chromium
-def test_chromium_check_sees_missing_images(tmp_path):
+def test_chromium_check_sees_missing_images(tmp_path, chromium):
     """The check above can fail: without its images the page shows no plot colour."""
     page = report.render_report(several_runs(), tmp_path / "report")
     for source in image_sources(page):

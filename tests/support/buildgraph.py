@@ -2,13 +2,17 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from gentoo_zfs_livecd.rehearsal import emulator
+from tests.support import CHECKOUT
+
+INSTRUMENTED_CATALYST = Path(__file__).resolve().parent / "instrumented_catalyst.py"
 PROJECT_FILES = ["dodo.py", "pyproject.toml", "config.yaml", "gentoo_zfs_livecd_launcher.py", "gentoo_zfs_livecd", "tasks", "specs", "kernel-configs", "overlay"]
 
 
@@ -19,24 +23,23 @@ class Project:
         self.root = where / "project"
         self.root.mkdir(parents=True)
         for name in PROJECT_FILES:
-            source = ROOT / name
+            source = CHECKOUT / name
             if source.is_dir():
                 shutil.copytree(source, self.root / name, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy2(source, self.root / name)
-        sys.path.insert(0, str(ROOT))
-        from gentoo_zfs_livecd.rehearsal import emulator
         self.upstream = emulator.portage_upstream(where / "upstream.git")
         self.sha = subprocess.run(["git", "-C", str(self.upstream), "rev-parse", "stable"],
                                   capture_output=True, text=True, check=True).stdout.strip()
         self.seed = emulator.make_seed(where / "seeds" / "stage3-amd64-openrc-20260101T000000Z.tar.xz")
         self.record = where / "catalyst-calls.jsonl"
+        self.hanging = where / "catalyst-hanging.pids"
         self.store = where / "store"
         self.settings = {
             "storedir": str(self.store),
             "snapshot": {"treeish": self.sha, "repo_url": str(self.upstream)},
             "seed": {"file": str(self.seed)},
-            "catalyst": {"command": [sys.executable, str(ROOT / "tests" / "instrumented_catalyst.py")]},
+            "catalyst": {"command": [sys.executable, str(INSTRUMENTED_CATALYST)]},
             "publish": {"dir": str(where / "publish")},
             "boottest": {"enabled": "false"},
         }
@@ -65,15 +68,38 @@ class Project:
         merge(self.settings, settings)
         self.config.write_text(yaml.safe_dump(self.settings))
 
+    def environment(self, fault=None) -> dict:
+        """The environment for `doit` in the copy: the instrumented Catalyst's record, pid file
+        and `fault`; no PYTHONPATH, so the copy runs from its own folder."""
+        env = dict(os.environ, CATALYST_RECORD=str(self.record), CATALYST_HANGING=str(self.hanging),
+                   CATALYST_FAULT=fault or "")
+        env.pop("PYTHONPATH", None)
+        return env
+
     def doit(self, *args, fault=None, check=False, **popen):
         """Run `python -m doit` in the copy; returns the CompletedProcess (text)."""
-        env = dict(os.environ, CATALYST_RECORD=str(self.record), CATALYST_FAULT=fault or "")
-        env.pop("PYTHONPATH", None)
-        result = subprocess.run([sys.executable, "-m", "doit", *args], cwd=self.root, env=env,
-                                capture_output=True, text=True, timeout=300, **popen)
+        result = subprocess.run([sys.executable, "-m", "doit", *args], cwd=self.root, env=self.environment(fault),
+                                capture_output=True, text=True, timeout=300, check=False, **popen)
         if check and result.returncode != 0:
             raise AssertionError(f"doit {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
+
+    def stop_hanging_catalysts(self) -> list:
+        """Kill what the `hang` fault left running; the pids that were still alive. Catalyst runs
+        in a session of its own, so killing doit (or its process group) leaves it sleeping, as
+        it would leave a real hung Catalyst."""
+        if not self.hanging.exists():
+            return []
+        killed = []
+        for pid in map(int, self.hanging.read_text().split()):
+            try:
+                if INSTRUMENTED_CATALYST.name in Path(f"/proc/{pid}/cmdline").read_text():
+                    os.killpg(pid, signal.SIGKILL)
+                    killed.append(pid)
+            except (FileNotFoundError, ProcessLookupError):
+                pass  # it has ended
+        self.hanging.unlink()
+        return killed
 
     def argv(self, _result=None) -> list:
         """(spec stem or "snapshot", argv) of each Catalyst build since the last look

@@ -40,3 +40,25 @@ def clearsign(home, text: str, key: str) -> str:
 def detach_sign(home, data: bytes, key: str) -> bytes:
     """Armoured detached signature of `data`."""
     return gpg(home, "--local-user", key, "--armor", "--detach-sign", input=data)
+
+
+class Keys:
+    """A release key and another key that signs too but is not trusted, each in its own home."""
+
+    def __init__(self, root: Path):
+        self.home = root / "signer"
+        self.primary, self.subkey, public = make_key(self.home)
+        self.other_home = root / "other"
+        _, self.other_subkey, _ = make_key(self.other_home, "Other Key", "other@example.org")
+        self.keyring = root / "release.asc"
+        self.keyring.write_bytes(public)
+
+    def sign(self, text: str) -> str:
+        return clearsign(self.home, text, self.subkey)
+
+    def sign_other(self, text: str) -> str:
+        return clearsign(self.other_home, text, self.other_subkey)
+
+    def close(self):
+        for home in (self.home, self.other_home):
+            subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)

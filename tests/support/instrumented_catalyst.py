@@ -3,7 +3,8 @@ and otherwise hands over to the project's Catalyst emulator.
 
 Environment: CATALYST_RECORD (file that gets one JSON line per call), CATALYST_FAULT
 (`<spec stem>:<fault>`: `exit2` fails, `noartifact` exits 0 without writing, `hang` waits
-until killed, `slow` takes a few seconds), CATALYST_PAD_MIB (grow each stage tarball by that
+until killed, `slow` takes a few seconds), CATALYST_HANGING (file where a hanging Catalyst
+appends its pid, so the test can end it), CATALYST_PAD_MIB (grow each stage tarball by that
 many MiB, for benchmarks with realistic artifact sizes).
 """
 import json
@@ -12,7 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# doit starts this file by its path, from a copy of the project that has no tests/, and without
+# PYTHONPATH: put the checkout holding this file first on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from gentoo_zfs_livecd.rehearsal import emulator
 
 
@@ -22,11 +25,16 @@ def spec_stem(argv):
 
 def main():
     argv = sys.argv[1:]
+    stage, _, fault = os.environ.get("CATALYST_FAULT", "").partition(":")
+    faulty = spec_stem(argv) == stage
+    # The pid is known before the call is recorded: tests wait for the record, then end it.
+    if faulty and fault == "hang" and os.environ.get("CATALYST_HANGING"):
+        with open(os.environ["CATALYST_HANGING"], "a") as pids:
+            pids.write(f"{os.getpid()}\n")
     if "--help" not in argv and os.environ.get("CATALYST_RECORD"):
         with open(os.environ["CATALYST_RECORD"], "a") as record:
             record.write(json.dumps(argv) + "\n")
-    stage, _, fault = os.environ.get("CATALYST_FAULT", "").partition(":")
-    if spec_stem(argv) == stage:
+    if faulty:
         if fault == "exit2":
             print("ERROR   : Exception running action sequence build_packages")
             return 2
