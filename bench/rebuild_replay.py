@@ -3,19 +3,16 @@
 The nights run through the project's own decision (gentoo_zfs_livecd.rebuild.decide) on a
 synthetic tree with the parameters below; the same random draw (fixed seed) feeds every
 policy. Printed: stage runs and Catalyst hours per policy, and the ratio to `always`.
-Usage: python bench/rebuild_replay.py [--nights 30] [--seed 1]
+Usage, from the checkout: python -m bench.rebuild_replay [--nights 30] [--seed 1]
 """
 import argparse
 import hashlib
 import math
 import random
-import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from gentoo_zfs_livecd.rebuild.decide import StageState, decide  # noqa: E402
-from gentoo_zfs_livecd.rebuild.holdings import Holdings  # noqa: E402
+from gentoo_zfs_livecd.rebuild.decide import StageState, decide
+from gentoo_zfs_livecd.rebuild.holdings import Holdings
 
 # --- the synthetic tree --------------------------------------------------------------------
 TREE_PACKAGES = 19000            # packages in the tree (gentoo.git holds about 19,000)
