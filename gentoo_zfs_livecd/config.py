@@ -5,10 +5,11 @@ or in catalyst.conf are checked the way Catalyst would read them, so config cann
 """
 import json
 import re
+from stat import S_IMODE
 from pathlib import Path
 
 from gentoo_zfs_livecd.checkout import ROOT
-from gentoo_zfs_livecd.catalyst.grammar import volume_id_problem
+from gentoo_zfs_livecd.catalyst.grammar import PATH, TEXT, WORD, value_problem, volume_id_problem
 from gentoo_zfs_livecd.errors import UserError
 
 RELEASE_KEY = "13EBBDBEDE7A12775DFDB1BABB572E0E2D182910"
@@ -20,9 +21,9 @@ COMPRESSION_MODES = ("lbzip2", "bzip2", "xz", "pixz", "gzip", "tar", "lzip", "lz
 
 
 class Field:
-    """One config key: its type (str, int, bool, list, dict, "path", "str?" ...), default, whether
-    the value is written into a spec or catalyst.conf, allowed choices, and an extra check
-    (callable(value) -> problem text or None)."""
+    """One config key: its type (str, int, bool, list, dict, "path", "str?", "switch" ...), default,
+    the kind of value it is when written into a spec or catalyst.conf (grammar.VALUE_KINDS; None:
+    it is not), allowed choices, and an extra check (callable(value) -> problem text or None)."""
     __slots__ = ("kind", "default", "spec", "choices", "check")
 
     def __init__(self, kind, default=None, spec=False, choices=(), check=None):
@@ -42,14 +43,35 @@ def _fingerprint(value):
 
 
 def _treeish(value):
-    if value != "stable" and not re.fullmatch(r"[0-9a-f]{7,40}", value):
-        return "must be 'stable' or a git commit id (hexadecimal)"
+    if value != "stable" and not re.fullmatch(r"[0-9a-f]{40}", value):
+        return ("must be 'stable' or a full 40-digit git commit id (lower-case hexadecimal); "
+                "a short id is ambiguous: `git rev-parse` gives the full one")
     return None
+
+
+def _at_least(least, unit):
+    def check(value):
+        if value < least:
+            return f"must be at least {least}{unit}"
+        return None
+    return check
 
 
 def _at_least_one_day(value):
     if value < 1:
         return "must be at least 1 (days), or null for never"
+    return None
+
+
+def _port(value):
+    if not 1 <= value <= 65535:
+        return "must be a TCP port, 1 to 65535"
+    return None
+
+
+def _not_an_option(value):
+    if value.startswith("-"):
+        return "starts with '-', so rsync would read it as an option; give a destination (host:path)"
     return None
 
 
@@ -99,81 +121,81 @@ CD_PACKAGES = [
 ]
 
 SCHEMA = {
-    "storedir": Field("path", "/var/tmp/catalyst", spec=True),
-    "arch": Field(str, "amd64", spec=True),
-    "subarch": Field(str, "amd64", spec=True),
-    "rel_type": Field(str, "23.0-zfs", spec=True, check=_no_slash_or_space),
-    "profile": Field(str, "default/linux/amd64/23.0", spec=True),
-    "version_stamp": Field(str, "auto", spec=True, check=_no_slash_or_space),
-    "compression_mode": Field(str, "pixz", spec=True, choices=COMPRESSION_MODES),
+    "storedir": Field("path", "/var/tmp/catalyst", spec=PATH),
+    "arch": Field(str, "amd64", spec=WORD),
+    "subarch": Field(str, "amd64", spec=WORD),
+    "rel_type": Field(str, "23.0-zfs", spec=WORD, check=_no_slash_or_space),
+    "profile": Field(str, "default/linux/amd64/23.0", spec=WORD),
+    "version_stamp": Field(str, "auto", spec=WORD, check=_no_slash_or_space),
+    "compression_mode": Field(str, "pixz", spec=WORD, choices=COMPRESSION_MODES),
     "stages": Field(list, ["stage1", "stage2", "stage3"]),
-    "repos": Field(list, [], spec=True),
+    "repos": Field(list, [], spec=WORD),
     "catalyst.command": Field(list, ["catalyst"]),
-    "catalyst.jobs": Field(int, 4),
+    "catalyst.jobs": Field(int, 4, check=_at_least(1, " (parallel jobs)")),
     "catalyst.load_average": Field("float?", None),
     "catalyst.pkgcache": Field(bool, True),
     "catalyst.kerncache": Field(bool, True),
-    "catalyst.distdir": Field("path", "/var/cache/distfiles", spec=True),
-    "catalyst.binhost": Field("str?", None, spec=True),
-    "snapshot.treeish": Field(str, "stable", spec=True, check=_treeish),
+    "catalyst.distdir": Field("path", "/var/cache/distfiles", spec=PATH),
+    "catalyst.binhost": Field("str?", None, spec=WORD),
+    "snapshot.treeish": Field(str, "stable", spec=WORD, check=_treeish),
     "snapshot.repo_url": Field(str, "https://anongit.gentoo.org/git/repo/sync/gentoo.git"),
-    "snapshot.keyring": Field("path", RELEASE_KEYRING, spec=True),
+    "snapshot.keyring": Field("path", RELEASE_KEYRING, spec=PATH),
     "snapshot.fingerprint": Field(str, RELEASE_KEY, check=_fingerprint),
-    "snapshot.keep": Field(int, 3),
+    "snapshot.keep": Field(int, 3, check=_at_least(1, " (snapshots kept)")),
     "snapshot.rebuild": Field(str, "relevant", choices=("relevant", "always")),
     "snapshot.full_rebuild_days": Field("int?", 7, check=_at_least_one_day),
     "seed.file": Field("path?", None),
     "seed.mirrors": Field(list, ["https://distfiles.gentoo.org"]),
-    "seed.flavour": Field(str, "openrc", spec=True),
+    "seed.flavour": Field(str, "openrc", spec=WORD),
     "seed.keyring": Field("path", RELEASE_KEYRING),
     "seed.fingerprint": Field(str, RELEASE_KEY, check=_fingerprint),
-    "seed.keep": Field(int, 2),
-    "portage.stages_confdir": Field("path", "overlay/portage/stages", spec=True),
-    "portage.isos_confdir": Field("path", "overlay/portage/isos", spec=True),
-    "portage.prefix": Field(str, "releng", spec=True),
+    "seed.keep": Field(int, 2, check=_at_least(1, " (seeds kept)")),
+    "portage.stages_confdir": Field("path", "overlay/portage/stages", spec=PATH),
+    "portage.isos_confdir": Field("path", "overlay/portage/isos", spec=PATH),
+    "portage.prefix": Field(str, "releng", spec=WORD),
     "kernel.mode": Field(str, "dist", choices=("dist", "genkernel")),
-    "kernel.sources": Field("str?", None, spec=True),
-    "kernel.config": Field("path", "kernel-configs/dist-livecd.config", spec=True),
+    "kernel.sources": Field("str?", None, spec=WORD),
+    "kernel.config": Field("path", "kernel-configs/dist-livecd.config", spec=WORD),
     "kernel.version": Field("str?", None),
     "kernel.rules": Field(list, list(RULE_SETS)),
     "kernel.extra_rules": Field(dict, {}),
     "kernel.strict_legacy": Field(bool, False),
     "kernel.source_tree": Field("path?", None),
-    "kernel.packages": Field(list, ["--usepkg", "n", "sys-fs/zfs"], spec=True),
+    "kernel.packages": Field(list, ["--usepkg", "n", "sys-fs/zfs"], spec=WORD),
     "kernel.dracut_args": Field(list, [
         "--xz", "--no-hostonly", "-a", "dmsquash-live", "-a", "mdraid", "-o", "btrfs", "-o", "crypt",
         "-o", "i18n", "-o", "usrmount", "-o", "lunmask", "-o", "qemu", "-o", "qemu-net",
-        "-o", "nvdimm", "-o", "multipath", "-I", "busybox"], spec=True),
-    "livecd.profile": Field(str, "default/linux/amd64/23.0/no-multilib", spec=True),
-    "livecd.iso": Field(str, "install-amd64-zfs-{version_stamp}.iso", spec=True, check=_bare_name),
-    "livecd.volid": Field(str, "Gentoo-ZFS-amd64-{datestamp}", spec=True),
-    "livecd.type": Field(str, "gentoo-release-minimal", spec=True,
+        "-o", "nvdimm", "-o", "multipath", "-I", "busybox"], spec=WORD),
+    "livecd.profile": Field(str, "default/linux/amd64/23.0/no-multilib", spec=WORD),
+    "livecd.iso": Field(str, "install-amd64-zfs-{version_stamp}.iso", spec=WORD, check=_bare_name),
+    "livecd.volid": Field(str, "Gentoo-ZFS-amd64-{datestamp}", spec=TEXT),
+    "livecd.type": Field(str, "gentoo-release-minimal", spec=WORD,
                          choices=("generic-livecd", "gentoo-release-minimal")),
-    "livecd.bootargs": Field(list, ["dokeymap", "nodhcp"], spec=True),
-    "livecd.use": Field(list, ["compile-locales", "fbcon", "livecd", "socks5", "unicode", "xml"], spec=True),
-    "livecd.packages": Field(list, CD_PACKAGES, spec=True),
-    "livecd.rcadd": Field(list, ["NetworkManager|default"], spec=True),
-    "livecd.fsscript": Field("path", "overlay/fsscripts/livecd-stage2.sh", spec=True),
-    "livecd.root_overlay": Field("path", "overlay/root_overlay", spec=True),
-    "livecd.overlay": Field("path", "overlay/cd_overlay", spec=True),
+    "livecd.bootargs": Field(list, ["dokeymap", "nodhcp"], spec=WORD),
+    "livecd.use": Field(list, ["compile-locales", "fbcon", "livecd", "socks5", "unicode", "xml"], spec=WORD),
+    "livecd.packages": Field(list, CD_PACKAGES, spec=WORD),
+    "livecd.rcadd": Field(list, ["NetworkManager|default"], spec=WORD),
+    "livecd.fsscript": Field("path", "overlay/fsscripts/livecd-stage2.sh", spec=WORD),
+    "livecd.root_overlay": Field("path", "overlay/root_overlay", spec=WORD),
+    "livecd.overlay": Field("path", "overlay/cd_overlay", spec=WORD),
     "digests.algorithms": Field(list, ["blake2b", "sha512", "md5", "sha1"]),
     "digests.sign_key": Field("str?", None),
     "digests.gnupg_home": Field("path?", None),
     "publish.dir": Field("path", "/var/lib/gentoo-zfs-livecd/releases"),
-    "publish.keep": Field(int, 4),
-    "publish.upload": Field("str?", None),
-    "boottest.enabled": Field(str, "auto", choices=("auto", "true", "false")),
-    "boottest.timeout": Field(int, 1800),
+    "publish.keep": Field(int, 4, check=_at_least(1, " (releases kept)")),
+    "publish.upload": Field("str?", None, check=_not_an_option),
+    "boottest.enabled": Field("switch", "auto"),
+    "boottest.timeout": Field(int, 1800, check=_at_least(1, " (seconds)")),
     "boottest.accel": Field(str, "auto", choices=("auto", "kvm", "tcg")),
-    "boottest.memory": Field(int, 2048),
+    "boottest.memory": Field(int, 2048, check=_at_least(256, " (MiB)")),
     "boottest.qemu": Field(str, "qemu-system-x86_64"),
     "notify.smtp.host": Field("str?", None),
-    "notify.smtp.port": Field(int, 25),
+    "notify.smtp.port": Field(int, 25, check=_port),
     "notify.smtp.from": Field("str?", None),
     "notify.smtp.to": Field(list, []),
     "notify.webhook.url": Field("str?", None),
     "notify.on_success": Field(bool, False),
-    "nightly.keep_logs": Field(int, 14),
+    "nightly.keep_logs": Field(int, 14, check=_at_least(1, " (logs kept)")),
 }
 
 
@@ -216,7 +238,12 @@ def read_yaml(path: Path, cache: Path | None = None):
         stat = path.stat()
     except FileNotFoundError:
         raise UserError(f"{path}: config file not found; copy config.yaml or pass doit config=PATH")
-    key = [str(path), stat.st_mtime_ns, stat.st_size]
+    except OSError as err:
+        raise UserError(f"{path}: config file cannot be read ({err.strerror}); pass doit config=PATH")
+    not_a_file = _file_problem(path)
+    if not_a_file:
+        raise UserError(f"{not_a_file}; pass a YAML config file as doit config=PATH")
+    key = [str(path), stat.st_mtime_ns, stat.st_size, S_IMODE(stat.st_mode)]
     if cache is not None:
         try:
             saved = json.loads(cache.read_text())
@@ -235,7 +262,8 @@ def read_yaml(path: Path, cache: Path | None = None):
     raw = json.loads(json.dumps(raw, default=str))
     if cache is not None:
         from gentoo_zfs_livecd.atomic import write_text
-        write_text(cache, json.dumps({"key": key, "raw": raw}))
+        # The cache holds what the config holds: no one may read it who may not read the config.
+        write_text(cache, json.dumps({"key": key, "raw": raw}), mode=S_IMODE(stat.st_mode) & 0o644)
     return raw
 
 
@@ -283,6 +311,8 @@ def _check_value(path, key, value, spec_field, root):
             return None
         raise problem(path, key, "must not be empty")
     base = kind.rstrip("?") if isinstance(kind, str) else kind
+    if base == "switch":
+        return _switch(path, key, value)
     if base in ("path", "str"):
         base = str
     if base == "int":
@@ -294,7 +324,8 @@ def _check_value(path, key, value, spec_field, root):
     if base is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise problem(path, key, f"must be a whole number, not {value!r}")
     if base is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
+        raise problem(path, key, f"{value!r} is a number in YAML (6.10 reads as 6.1, 010 as 8); "
+                                 f"quote it: {key.rpartition('.')[2]}: \"...\"")
     if not isinstance(value, base):
         raise problem(path, key, f"must be a {_type_name(base)}, not {type(value).__name__} {value!r}")
     if base is list:
@@ -302,35 +333,61 @@ def _check_value(path, key, value, spec_field, root):
             if not isinstance(item, (str, int)) or isinstance(item, bool):
                 raise problem(path, key, f"must be a list of strings; {item!r} is not one")
         value = [str(item) for item in value]
-    if spec_field.spec:
-        _check_spec_bound(path, key, value)
     if spec_field.choices and value not in spec_field.choices:
         raise problem(path, key, f"{value!r} is not one of: {', '.join(spec_field.choices)}")
     if spec_field.check:
         text = spec_field.check(value)
         if text:
             raise problem(path, key, f"{value!r} {text}")
-    if kind in ("path", "path?"):
-        value = str((root / value).resolve()) if value else value
+    if kind in ("path", "path?") and value:
+        value = _resolve(path, key, root / value)
     if key == "repos":
-        value = [str((root / item).resolve()) for item in value]
+        value = [_resolve(path, key, root / item) for item in value]
+    if spec_field.spec:
+        for item in value if isinstance(value, list) else [value]:
+            text = value_problem(item, spec_field.spec)
+            if text:
+                raise problem(path, key, text)
     return value
+
+
+SWITCHES = {True: "true", False: "false", "auto": "auto", "true": "true", "false": "false"}
+
+
+def _switch(path, key, value):
+    """On, off or auto: YAML's booleans (true/false, yes/no, on/off) or the word auto."""
+    if isinstance(value, (bool, str)) and value in SWITCHES:
+        return SWITCHES[value]
+    raise problem(path, key, f"{value!r} must be true, false or auto")
+
+
+def _resolve(path, key, value: Path) -> str:
+    try:
+        return str(value.resolve())
+    except (RuntimeError, OSError) as err:  # RuntimeError: a symlink loop before Python 3.13
+        raise problem(path, key, f"{value} cannot be resolved ({getattr(err, 'strerror', None) or err}); "
+                                 "a symlink loop? point it at a real path")
 
 
 def _type_name(kind):
     return {str: "string", int: "whole number", bool: "true or false", list: "list", dict: "mapping"}[kind]
 
 
-def _check_spec_bound(path, key, value):
-    """Catalyst cuts values at '#', %-formats them and starts a new key at a newline."""
-    for item in value if isinstance(value, list) else [value]:
-        if not isinstance(item, str):
-            continue
-        for char, why in (("\n", "a newline would start a new spec key"),
-                          ("#", "Catalyst cuts the value at '#' (comment)"),
-                          ("%", "Catalyst %-formats spec values; a '%' breaks it")):
-            if char in item:
-                raise problem(path, key, f"{item!r} contains {char!r}: {why}; remove it")
+def _file_problem(value) -> str | None:
+    """Why `value` is not a regular file to read, in the exact words for what it is instead."""
+    import stat
+    try:
+        mode = Path(value).stat().st_mode
+    except FileNotFoundError:
+        return f"{value} does not exist"
+    except OSError as err:
+        return f"{value} cannot be read ({err.strerror})"
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISCHR, "a character device")):
+        if test(mode):
+            return f"{value} is {what}, not a regular file"
+    return None
 
 
 def _check_combinations(path, values):
@@ -343,12 +400,12 @@ def _check_combinations(path, values):
     for rule_set in values["kernel.rules"]:
         if rule_set not in RULE_SETS:
             raise problem(path, "kernel.rules", f"unknown rule set {rule_set!r}; choose from {', '.join(RULE_SETS)}")
-    if not Path(values["kernel.config"]).is_file():
-        raise problem(path, "kernel.config", f"{values['kernel.config']} does not exist; "
-                                             "point it at a kernel config file")
-    if values["seed.file"] and not Path(values["seed.file"]).is_file():
-        raise problem(path, "seed.file", f"{values['seed.file']} does not exist; "
-                                         "give a stage3 tarball or remove the key to download one")
+    kernel_config = _file_problem(values["kernel.config"])
+    if kernel_config:
+        raise problem(path, "kernel.config", f"{kernel_config}; point it at a kernel config file")
+    seed = values["seed.file"] and _file_problem(values["seed.file"])
+    if seed:
+        raise problem(path, "seed.file", f"{seed}; give a stage3 tarball or remove the key to download one")
     if not values["catalyst.command"]:
         raise problem(path, "catalyst.command", "must be a non-empty list, e.g. [catalyst]")
     if values["kernel.mode"] == "genkernel" and not values["kernel.sources"]:

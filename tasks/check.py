@@ -54,6 +54,9 @@ def task_check():
 @doit_action
 def run_deep_check(build) -> None:
     from gentoo_zfs_livecd.kernel import kconfig
+    if not build.get("kernel.source_tree"):
+        raise UserError("kernel-deep-check: config.yaml:kernel.source_tree is not set; point it at an "
+                        "unpacked kernel source tree to run the kernel's own olddefconfig")
     findings = kconfig.deep_check(build.get("kernel.config"), build.get("kernel.source_tree"),
                                   build.get("kernel.rules"), build.get("kernel.extra_rules"),
                                   strict_legacy=build.get("kernel.strict_legacy"))
@@ -64,11 +67,11 @@ def run_deep_check(build) -> None:
 
 
 def task_kernel_deep_check():
-    """Run the kernel tree's own olddefconfig on the kernel config (when kernel.source_tree is set)."""
+    """Run the kernel tree's own olddefconfig on the kernel config (needs kernel.source_tree)."""
     build = context.current()
-    if not build.get("kernel.source_tree"):
-        return
-    yield {
+    # A returned task's `basename` is its name: the same `kernel-deep-check` in `doit list`,
+    # on the command line and in README (a generator's would list as kernel_deep_check).
+    return {
         "basename": "kernel-deep-check",
         "actions": [(run_deep_check, [build.declared(DEEP_CHECK_SETTINGS)])],
         "file_dep": [Path(build.get("kernel.config"))],

@@ -5,6 +5,7 @@ One parser serves both the linter (on every render) and the Catalyst emulator.
 """
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -42,6 +43,41 @@ def tarball_extension(compression_mode: str) -> str:
 # Catalyst 4.1 refuses a livecd/volid longer than this (catalyst/targets/livecd_stage2.py).
 CATALYST_VOLID_MAX = 32
 _VOLID = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+
+
+# What a value written into a spec or catalyst.conf may hold, by kind. Catalyst reads specs with
+# str.splitlines() (which also breaks at \r, \v, \f, \x1c-\x1e, \x85, \u2028, \u2029), cuts values
+# at '#', %-formats them and splits them on whitespace (catalyst/config.py, SpecParser).
+TEXT = "text"          # any Unicode but control characters, line separators, '#' and '%'
+PATH = "path"          # a file name: as TEXT (catalyst.conf is TOML, so any other Unicode is safe)
+WORD = "word"          # as TEXT, and one token: atoms, USE flags, boot arguments, spec paths
+VOLUME_ID = "volume id"
+VALUE_KINDS = (TEXT, PATH, WORD, VOLUME_ID)
+
+
+def value_problem(value: str, kind: str) -> str | None:
+    """What is wrong with `value` as a value of `kind` (one of VALUE_KINDS), or None."""
+    if kind == VOLUME_ID:
+        return volume_id_problem(value)
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            return (f"{value!r} contains {char!r}, a control character or line break: "
+                    "Catalyst would start a new spec key there; remove it")
+        if char == "#":
+            return f"{value!r} contains '#': Catalyst cuts the value there (comment); remove it"
+        if char == "%":
+            return f"{value!r} contains '%': Catalyst %-formats spec values and fails on it; remove it"
+        if kind == WORD and char.isspace():
+            return (f"{value!r} contains whitespace ({char!r}): Catalyst splits the value there "
+                    "into separate tokens; give one token per list item")
+    return None
+
+
+def template_keys(template_text: str) -> set:
+    """The spec keys a template writes: its literal `key:` lines and its spec_list("key", ...) calls."""
+    literal = re.findall(r"^([A-Za-z0-9_/]+):", template_text, re.MULTILINE)
+    listed = re.findall(r"spec_list\(\s*[\"']([A-Za-z0-9_/]+)[\"']", template_text)
+    return set(literal) | set(listed)
 
 
 def volume_id_problem(volid) -> str | None:

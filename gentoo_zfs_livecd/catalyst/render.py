@@ -3,8 +3,6 @@
 Templates are Jinja2 with StrictUndefined: a name the template uses but the config does not
 provide is an error, not an empty value. Every rendered spec goes through the linter.
 """
-import json
-
 from gentoo_zfs_livecd.catalyst import grammar
 from gentoo_zfs_livecd.checkout import SPECS_DIR
 from gentoo_zfs_livecd.errors import UserError
@@ -111,8 +109,13 @@ def render_spec(build: Build, stage: str, context: dict) -> str:
 
 
 def check_target(stage: str, text: str, source: str) -> list:
-    """Lint problems, plus a template whose `target` is not the stage's Catalyst target."""
+    """Lint problems, keys the template does not write (a value that smuggled in a line break),
+    and a template whose `target` is not the stage's Catalyst target."""
     problems = grammar.lint(text, source)
+    written = grammar.template_keys((SPECS_DIR / TEMPLATES[stage]).read_text())
+    for key in sorted(set(grammar.parse(text, source).lines) - written):
+        problems.append(f"{source}: key {key!r} is not one the template writes: a value carries a "
+                        "line break or ':'; check the values from config.yaml")
     target = grammar.parse(text, source).values.get("target")
     if target != STAGE_TARGETS[stage]:
         problems.append(f"{source}: target: {target!r}, but this template is for {STAGE_TARGETS[stage]}")
@@ -138,21 +141,21 @@ def render_all(build: Build, for_check: bool = False) -> tuple[dict, list]:
 def catalyst_conf(build: Build) -> str:
     """catalyst.conf (TOML). No `digests` (the project writes them) and no `seedcache`
     (doit owns dependency tracking); `options` is always present, as Catalyst needs."""
+    import tomli_w
     options = ["autoresume", "bindist"]
     options += [name for name in ("kerncache", "pkgcache") if build.get(f"catalyst.{name}")]
-    lines = [
-        "# Generated from config.yaml by gentoo-zfs-livecd; edit config.yaml instead.",
-        f"storedir = {json.dumps(str(build.paths.storedir))}",
-        f"distdir = {json.dumps(build.get('catalyst.distdir'))}",
-        f"envscript = {json.dumps(str(build.paths.catalystrc))}",
-        f"jobs = {build.get('catalyst.jobs')}",
-        f"options = {json.dumps(sorted(options))}",
-    ]
+    settings = {
+        "storedir": str(build.paths.storedir),
+        "distdir": build.get("catalyst.distdir"),
+        "envscript": str(build.paths.catalystrc),
+        "jobs": build.get("catalyst.jobs"),
+        "options": sorted(options),
+    }
     if build.get("catalyst.load_average") is not None:
-        lines.append(f"load-average = {build.get('catalyst.load_average')}")
+        settings["load-average"] = build.get("catalyst.load_average")
     if build.get("catalyst.binhost"):
-        lines.append(f"binhost = {json.dumps(build.get('catalyst.binhost'))}")
-    return "\n".join(lines) + "\n"
+        settings["binhost"] = build.get("catalyst.binhost")
+    return "# Generated from config.yaml by gentoo-zfs-livecd; edit config.yaml instead.\n" + tomli_w.dumps(settings)
 
 
 def catalystrc(build: Build) -> str:

@@ -63,16 +63,33 @@ def notify(settings: dict, event) -> list[str]:
     webhook = settings.get("webhook") or {}
     if webhook.get("url"):
         problems += _deliver("by webhook to " + url_origin(webhook["url"]),
-                             lambda: post_webhook(webhook, event, tail))
+                             lambda: post_webhook(webhook, event, tail), secret=webhook["url"])
     return problems
 
 
-def _deliver(channel: str, send) -> list[str]:
+def _deliver(channel: str, send, secret: str | None = None) -> list[str]:
     try:
         send()
     except Exception as exc:  # any failure of one channel must leave the others and the build alone
-        return [f"notification {channel} failed: {reason(exc)}"]
+        return [f"notification {channel} failed: {without_url_secrets(reason(exc), secret)}"]
     return []
+
+
+def without_url_secrets(text: str, url: str | None) -> str:
+    """`text` with the URL's user, path and query (where webhook tokens live) hidden wherever
+    an HTTP library quoted them."""
+    if not url:
+        return text
+    try:
+        parts = urlsplit(url)
+        pieces = [url, parts.netloc, parts.path, parts.query, parts.fragment]
+        pieces.append(f"{parts.path}?{parts.query}")
+    except ValueError:
+        pieces = [url]
+    origin = url_origin(url)
+    for piece in sorted((p for p in pieces if len(p) > 1), key=len, reverse=True):
+        text = text.replace(piece, origin if piece == url else "(hidden)")
+    return text
 
 
 def subject(event: BuildEvent) -> str:
@@ -151,7 +168,10 @@ def post_webhook(webhook: dict, event: BuildEvent, tail: list[str]) -> None:
 
 def url_origin(url: str) -> str:
     """scheme://host:port only: webhook paths often carry a secret token that logs must not show."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(a URL that cannot be read)"
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 

@@ -29,7 +29,8 @@ def render_report(history, out_dir) -> Path:
     else:
         records, source = load(history), f"history file {history}"
     if not records:
-        raise UserError(f"report: {source} holds no runs; run gentoo-zfs-livecd-nightly first")
+        raise UserError(f"report: no build history yet ({source} holds no runs); "
+                        "run `doit nightly` or gentoo-zfs-livecd-nightly first")
     out_dir = Path(out_dir)
     # images first, so the page never names an image that is not there yet
     atomic.write_bytes(out_dir / DURATIONS_PLOT, png(durations_figure(records)))

@@ -5,6 +5,7 @@ from doit.cmd_base import Command
 from doit.cmd_run import Run
 
 from gentoo_zfs_livecd.console import prefix
+from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.lock import FileLock, LockTaken
 from tasks.doit_glue import context
 
@@ -23,6 +24,11 @@ class LockedRun(Run):
         except LockTaken as err:
             sys.stderr.write(f"{prefix()}ERROR: {err}\n")
             return 3
+        except KeyboardInterrupt:
+            # Ctrl-C (or SIGTERM, turned into the same): the running Catalyst has been stopped.
+            sys.stderr.write(f"{prefix()}interrupted; the running task was stopped; "
+                             "run the same command again to go on\n")
+            return 130
 
 
 
@@ -49,6 +55,10 @@ class ReportCommand(Command):
     def execute(self, params, args):
         from gentoo_zfs_livecd.nightly.report import render_report
         paths = context.current().paths
-        page = render_report(paths.history, paths.report_dir)
+        try:
+            page = render_report(paths.history, paths.report_dir)
+        except UserError as err:
+            sys.stderr.write(f"{prefix()}ERROR: {err}\n")
+            return 1
         sys.stdout.write(f"{prefix()}report: {page}\n")
         return 0

@@ -3,6 +3,8 @@
 Read from doit's command-line variables (`config=PATH`, `rehearse=1`, `refresh=1`) once per
 process. Nothing here touches the network or reads big files: `doit list` stays fast.
 """
+import contextlib
+import os
 from functools import cache
 from pathlib import Path
 
@@ -10,9 +12,19 @@ from gentoo_zfs_livecd import checkout, console, project
 from gentoo_zfs_livecd.errors import UserError
 
 
+# The command-line variables this project reads; any other is a typo (`rehaerse=1`) that
+# would otherwise start a real build.
+VARIABLES = ("config", "rehearse", "refresh")
+
+
 def _var(name, default=None):
     from doit import get_var
     return get_var(name, default)
+
+
+def unknown_variables() -> list:
+    from doit import doit_cmd
+    return sorted(set(doit_cmd._CMDLINE_VARS or {}) - set(VARIABLES))
 
 
 def _flag(name) -> bool:
@@ -43,6 +55,31 @@ def current() -> project.Build:
     return _build(path, rehearse, pin_text)
 
 
+def _check_writable(folder: Path) -> None:
+    """A build folder doit cannot write to fails at the end of a run, after the work: say so first."""
+    import tempfile
+    try:
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"\0" * 65536)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as err:
+        raise UserError(f"{folder}: the build folder cannot be written ({err.strerror}); "
+                        "free space or make it writable, then run again") from None
+
+
+def _check_database(database: Path) -> None:
+    """doit opens its database with a traceback when it is not one; one line instead."""
+    import sqlite3
+    if not database.exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(database)) as connection:
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as err:
+        raise UserError(f"{database}: doit's database is damaged ({err}); delete it and run again") from None
+
+
 @cache
 def _build(path: Path, rehearse: bool, pin_text: str | None) -> project.Build:
     """A bad config is one line, no traceback."""
@@ -56,9 +93,19 @@ def _build(path: Path, rehearse: bool, pin_text: str | None) -> project.Build:
 
 def doit_config() -> dict:
     """DOIT_CONFIG for dodo.py: the database inside the build folder, sqlite3, our checker."""
+    from doit.exceptions import InvalidDodoFile
     console.set_rehearsal(rehearsal())
+    unknown = unknown_variables()
+    if unknown:
+        raise InvalidDodoFile(f"{console.prefix()}unknown variable {unknown[0]}=...; "
+                              f"this project reads only {', '.join(name + '=' for name in VARIABLES)}")
     folder = project.build_dir(config_path(), rehearsal())
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _check_writable(folder)
+        _check_database(folder / "doit.sqlite")
+    except UserError as err:
+        raise InvalidDodoFile(f"{console.prefix()}{err}") from None
     from tasks.doit_glue.checker import StampChecker
     from tasks.doit_glue.reporter import BuildReporter
     return {
