@@ -5,6 +5,7 @@ tarballs at `<storedir>/builds/SUB.<ext>` with `.CONTENTS.gz`, the ISO at
 `<storedir>/builds/<rel_type>/<livecd/iso>`, snapshots at `<storedir>/snapshots/gentoo-<sha>.sqfs`.
 The project's own files live under the build folder `build/<config stem>/`.
 """
+import copy
 from pathlib import Path
 
 # Task name -> Catalyst target and spec template.
@@ -28,10 +29,22 @@ class Paths:
     """Names every artifact of one build from storedir, rel_type, subarch and version_stamp."""
 
     def __init__(self, build_dir: Path, storedir: Path, rel_type: str, subarch: str, version_stamp: str,
-                 tarball_ext: str, iso_name: str, flavour: str, publish_dir: Path, repo_name: str = "gentoo"):
+                 tarball_ext: str, iso_name: str, flavour: str, publish_dir: Path, repo_name: str = "gentoo",
+                 stage_stamps: dict | None = None):
         self.build_dir, self.storedir, self.publish_dir = build_dir, storedir, publish_dir
         self.rel_type, self.subarch, self.version_stamp = rel_type, subarch, version_stamp
         self.tarball_ext, self.iso_name, self.flavour, self.repo_name = tarball_ext, iso_name, flavour, repo_name
+        # A kept stage keeps the stamp it was built with (its stage pin); the others use version_stamp.
+        self.stage_stamps = dict(stage_stamps or {})
+
+    def with_stage_stamps(self, stage_stamps: dict, iso_name: str) -> "Paths":
+        """These paths with the stages' artifacts named by `stage_stamps` (new stage pins)."""
+        other = copy.copy(self)
+        other.stage_stamps, other.iso_name = dict(stage_stamps), iso_name
+        return other
+
+    def stamp(self, stage: str) -> str:
+        return self.stage_stamps.get(stage, self.version_stamp)
 
     # Catalyst's storedir
     @property
@@ -40,7 +53,7 @@ class Paths:
 
     def subpath(self, stage: str) -> str:
         """Catalyst's `source_subpath` form of a stage's output: `<rel_type>/<target>-<subarch>-<stamp>`."""
-        return f"{self.rel_type}/{STAGE_TARGETS[stage]}-{self.subarch}-{self.version_stamp}"
+        return f"{self.rel_type}/{STAGE_TARGETS[stage]}-{self.subarch}-{self.stamp(stage)}"
 
     def tarball(self, stage: str) -> Path:
         return self.storedir / "builds" / f"{self.subpath(stage)}.{self.tarball_ext}"
@@ -112,6 +125,19 @@ class Paths:
     def pin_in(build_dir: Path, name: str) -> Path:
         """A pin's file, before the rest of the paths is known (the stamp may come from it)."""
         return build_dir / "pins" / f"{name}.json"
+
+    def stage_pin(self, stage: str) -> Path:
+        """What a stage is built from: snapshot commit, stamp, own-inputs signature."""
+        return self.pin(f"stage-{stage}")
+
+    @property
+    def decisions(self) -> Path:
+        """The last keep-or-rebuild decisions, one line per stage, for the run history."""
+        return self.build_dir / "decisions.json"
+
+    def holdings(self, stage: str) -> Path:
+        """What the stage's artifact holds and was built from, written after each build."""
+        return self.build_dir / "holdings" / f"{stage}.json"
 
     def confdir(self, name: str) -> Path:
         """Rendered portage confdir (`stages` or `isos`): the source files plus generated ones."""

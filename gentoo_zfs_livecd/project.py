@@ -65,8 +65,25 @@ class Build(NamedTuple):
         return config_module.expand(self.get(key), self.paths.version_stamp, self.datestamp)
 
 
+def current_stamp(config, snapshot_pin: dict | None) -> str:
+    """The stamp a stage built now gets: the configured one, or the snapshot commit's (`auto`)."""
+    stamp = config.get("version_stamp")
+    if stamp == "auto":
+        return snapshot_pin["stamp"] if snapshot_pin else PENDING_STAMP
+    return stamp
+
+
+def stage_pins(folder: Path, config) -> dict:
+    """{stage: pin} of the stages that have a stage pin (what each is built from)."""
+    chain = list(config.get("stages")) + INSTALL_CD_STAGES
+    found = {stage: pins.read(Paths.pin_in(folder, f"stage-{stage}")) for stage in chain}
+    return {stage: pin for stage, pin in found.items() if pin}
+
+
 def make_build(path: Path, rehearse: bool) -> Build:
-    """Load the config at `path` and derive every path of its build."""
+    """Load the config at `path` and derive every path of its build. Each stage's artifact is
+    named by its stage pin; the ISO (and the release named after it) carries the ISO stage's
+    own stamp, so a kept ISO keeps its name when the tree moves."""
     folder = build_dir(path, rehearse)
     config = config_module.load(path, cache=folder / "config.json")
     storedir = Path(config.get("storedir"))
@@ -74,10 +91,12 @@ def make_build(path: Path, rehearse: bool) -> Build:
     if rehearse:
         storedir, publish_dir = folder / "storedir", folder / "publish"
     pin = pins.read(Paths.pin_in(folder, "snapshot"))
-    datestamp = pin["stamp"][:8] if pin else PENDING_STAMP
-    stamp = config.get("version_stamp")
-    if stamp == "auto":
-        stamp = pin["stamp"] if pin else PENDING_STAMP
+    staged = stage_pins(folder, config)
+    iso_pin = staged.get("iso")
+    if iso_pin:
+        stamp, datestamp = iso_pin["stamp"], iso_pin["datestamp"]
+    else:
+        stamp, datestamp = current_stamp(config, pin), pin["stamp"][:8] if pin else PENDING_STAMP
     paths = Paths(
         build_dir=folder,
         storedir=storedir,
@@ -88,5 +107,6 @@ def make_build(path: Path, rehearse: bool) -> Build:
         iso_name=config_module.expand(config.get("livecd.iso"), stamp, datestamp),
         flavour=config.get("seed.flavour"),
         publish_dir=publish_dir,
+        stage_stamps={stage: value["stamp"] for stage, value in staged.items()},
     )
     return Build(config, paths, rehearse, datestamp)

@@ -1,9 +1,9 @@
 """The Catalyst stages: stage1-3, installcd-stage1 and the ISO (installcd-stage2).
 
-Each stage's inputs are its rendered spec, the artifact it starts from (or the seed pin), the
-snapshot pin, runner.conf and every file its spec names; its targets are exactly the files
-Catalyst writes. The creators run after `specs`, when the snapshot pin (and so a
-`version_stamp: auto`) is known.
+Each stage's inputs are its rendered spec, the artifact it starts from (or the seed pin), its
+stage pin (the commit it is built from and its stamp, which `specs` moves only when the stage
+must rebuild), runner.conf and every file its spec names; its targets are exactly the files
+Catalyst writes. The creators run after `specs`, when the stage pins are known.
 """
 from pathlib import Path
 
@@ -41,12 +41,22 @@ def files_named_by(build, stage: str) -> list:
 def inputs(build, stage: str) -> list:
     paths = build.paths
     before = build.previous(stage)
-    files = [paths.spec(stage), paths.catalyst_conf, paths.catalystrc, paths.pin("snapshot"),
+    files = [paths.spec(stage), paths.catalyst_conf, paths.catalystrc, paths.stage_pin(stage),
              paths.tarball(before) if before else paths.pin("seed")]
     return files + files_named_by(build, stage)
 
 
 SETTINGS = ("stages", "catalyst.command")
+
+
+def holdings_record(build, stage: str) -> dict:
+    """Where and with what the runner notes what the built stage holds."""
+    from gentoo_zfs_livecd import pins
+    paths = build.paths
+    pin = pins.read(paths.stage_pin(stage))
+    return {"file": str(paths.holdings(stage)), "snapshot": pin["snapshot"], "inputs": pin["inputs"],
+            "bare_repo": str(paths.bare_repo), "tarball": str(paths.tarball(stage)),
+            "iso": str(paths.iso) if stage == "iso" else None}
 
 
 @doit_action
@@ -59,7 +69,8 @@ def build_stage(build, stage: str, files: list) -> None:
         spec=str(paths.spec(stage)),
         targets=[str(t) for t in paths.targets(stage)],
         inputs=stamps.signature(paths.stamps, files), attempt_file=str(paths.attempt(stage)),
-        stamp_store=str(paths.stamps), logs=str(paths.logs), history_file=str(paths.history))
+        stamp_store=str(paths.stamps), logs=str(paths.logs), history_file=str(paths.history),
+        record=holdings_record(build, stage))
 
 
 def stage_task(stage: str):

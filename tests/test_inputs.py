@@ -26,7 +26,8 @@ def upstream(tmp_path):
 
 
 def test_stable_is_pinned_and_followed_only_on_refresh(upstream, tmp_path):
-    project = Project(tmp_path, snapshot={"treeish": "stable", "repo_url": upstream.url,
+    # `always`: these commits change no file, which the default (`relevant`) would build nothing for.
+    project = Project(tmp_path, snapshot={"treeish": "stable", "repo_url": upstream.url, "rebuild": "always",
                                           "keyring": str(upstream.keyring), "fingerprint": upstream.primary})
     assert project.build() == ["snapshot", *EVERY_STAGE]
     pin = project.build_dir / "pins" / "snapshot.json"

@@ -138,7 +138,7 @@ def test_upload_and_report(project, tmp_path):
 def test_a_new_stamp_removes_the_old_stamps_artifacts_but_not_the_seed(project):
     builds = project.store / "builds" / "23.0-zfs"
     old = sorted(p.name for p in builds.glob("stage1-amd64-*"))
-    project.configure(snapshot={"treeish": project.new_commit("2026-02-02T00:00:00Z")})
+    project.configure(snapshot={"treeish": project.new_commit("2026-02-02T00:00:00Z"), "rebuild": "always"})
     code, out = finish(nightly(project))
     assert code == 0, out
     now = sorted(p.name for p in builds.glob("stage1-amd64-*"))

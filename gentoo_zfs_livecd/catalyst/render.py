@@ -23,6 +23,18 @@ CONF_SETTINGS = ("catalyst.pkgcache", "catalyst.kerncache", "catalyst.distdir", 
                  "catalyst.load_average", "catalyst.binhost")
 
 
+def stage_values(build: Build, pin: dict) -> dict:
+    """What differs per stage: the snapshot it is built from and the stamp its artifacts carry
+    (its stage pin: `snapshot`, `stamp`, `datestamp`). Reads `livecd.iso` and `livecd.volid`."""
+    from gentoo_zfs_livecd.config import expand
+    return {
+        "snapshot_treeish": pin["snapshot"],
+        "version_stamp": pin["stamp"],
+        "livecd_iso": expand(build.get("livecd.iso"), pin["stamp"], pin["datestamp"]),
+        "livecd_volid": expand(build.get("livecd.volid"), pin["stamp"], pin["datestamp"]),
+    }
+
+
 def source_subpath(build: Build, stage: str) -> str:
     before = build.previous(stage)
     return build.paths.subpath(before) if before else build.paths.seed_subpath
@@ -122,13 +134,15 @@ def check_target(stage: str, text: str, source: str) -> list:
     return problems
 
 
-def render_all(build: Build, for_check: bool = False) -> tuple[dict, list]:
-    """({stage: spec text}, problems) for every stage task of the build."""
+def render_all(build: Build, for_check: bool = False, stage_pins: dict | None = None) -> tuple[dict, list]:
+    """({stage: spec text}, problems) for every stage task of the build; `stage_pins`: what each
+    stage is built from ({stage: pin}), else every stage from the snapshot pin."""
     context = template_context(build, for_check)
     texts, problems = {}, []
     for stage in build.chain():
+        pin = (stage_pins or {}).get(stage)
         try:
-            text = render_spec(build, stage, context)
+            text = render_spec(build, stage, dict(context, **stage_values(build, pin)) if pin else context)
         except UserError as err:
             problems.append(str(err))
             continue

@@ -129,8 +129,10 @@ def expected_duration(history_file: Path, task: str) -> float | None:
 
 
 def build_stage(task: str, catalyst: CatalystArgv, rehearsal: bool, spec: str, targets: list,
-                inputs: str, attempt_file: str, stamp_store: str, logs: str, history_file: str) -> None:
-    """doit action of a stage task: Catalyst with `-a` unless retrying identical inputs."""
+                inputs: str, attempt_file: str, stamp_store: str, logs: str, history_file: str,
+                record: dict | None = None) -> None:
+    """doit action of a stage task: Catalyst with `-a` unless retrying identical inputs.
+    `record`: where to note what the stage holds, read in the one pass that hashes its targets."""
     preflight(catalyst, rehearsal)
     attempt = pins.read(attempt_file) or {}
     resume = attempt.get("inputs") == inputs and attempt.get("outcome") == "failed"
@@ -148,8 +150,9 @@ def build_stage(task: str, catalyst: CatalystArgv, rehearsal: bool, spec: str, t
     if missing:
         remove(targets)
         fail(log, f"{task}: catalyst exited 0 but did not write {missing[0]}")
-    produced = {}
+    from gentoo_zfs_livecd.rebuild.record import hash_and_record
     from gentoo_zfs_livecd.release.hashing import hash_file
-    for target in targets:
-        produced[target] = stamps.record(Path(stamp_store), target, hash_file(target, ["sha512"])["sha512"])
+    digests = hash_and_record(task, targets, spec, record) if record else \
+        {target: hash_file(target, ["sha512"])["sha512"] for target in targets}
+    produced = {target: stamps.record(Path(stamp_store), target, digests[target]) for target in targets}
     pins.write(attempt_file, {"inputs": inputs, "outcome": "ok", "produced": produced})

@@ -131,7 +131,7 @@ def build(conf: dict, spec_file: Path, args) -> None:
     sqfs = storedir / "snapshots" / f"{conf['repo_name']}-{values['snapshot_treeish']}.sqfs"
     if not sqfs.is_file():
         raise Failure(f"Couldn't mount: {sqfs}")
-    find_seed(storedir / "builds" / values["source_subpath"])
+    seed = find_seed(storedir / "builds" / values["source_subpath"])
     subpath = f"{values['rel_type']}/{values['target']}-{values['subarch']}-{values['version_stamp']}"
     if args.purgetmponly:
         log("NOTICE", f"purging {storedir / 'tmp' / subpath}")
@@ -141,9 +141,13 @@ def build(conf: dict, spec_file: Path, args) -> None:
         log("NOTICE", f"--- Running action sequence: {step}")
     extension = grammar.tarball_extension(values.get("compression_mode", "lbzip2"))
     tarball = storedir / "builds" / f"{subpath}.{extension}"
-    write_tarball(tarball, text, installed_packages(values, tree_packages(sqfs)))
+    packages = installed_packages(values, tree_packages(sqfs))
     if values["target"] == "livecd-stage2":
-        write_iso(values, storedir, sqfs)
+        # The live root is installcd-stage1's root with the kernel built into it.
+        packages = {**seed_packages(seed), **packages}
+    write_tarball(tarball, text, packages)
+    if values["target"] == "livecd-stage2":
+        write_iso(values, storedir, sqfs, live_root_packages(values, packages))
 
 
 def find_seed(path: Path) -> Path:
@@ -179,6 +183,17 @@ def tree_packages(sqfs: Path) -> dict:
     return found
 
 
+def seed_packages(seed: Path) -> dict:
+    """`cat/PF` -> eclasses of the stage tarball a build starts from."""
+    from gentoo_zfs_livecd.rebuild.holdings import VdbCollector
+    collector = VdbCollector()
+    with tarfile.open(seed, "r:*") as archive:
+        for member in archive:
+            content = (lambda m=member: archive.extractfile(m).read()) if member.isfile() else None
+            collector.add(member.name, content)
+    return collector.packages
+
+
 def _version_key(pf: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"[.-]", pf)]
 
@@ -196,6 +211,11 @@ def installed_packages(values: dict, tree: dict) -> dict:
                 wanted += _atoms(value)
         if "boot/kernel/gentoo/distkernel" in values:
             wanted.append("sys-kernel/gentoo-kernel")
+        if "sys-fs/zfs" in wanted:
+            # sys-fs/zfs pulls in its kernel module unless USE=kernel-builtin: RDEPEND
+            # `!kernel-builtin? ( ~sys-fs/zfs-kmod-${PV}:= )` (gentoo/gentoo,
+            # sys-fs/zfs/zfs-2.1.16.ebuild, commit 0a4d39c02294).
+            wanted.append("sys-fs/zfs-kmod")
     return {f"{cp.split('/')[0]}/{tree[cp][0]}": tree[cp][1] for cp in dict.fromkeys(wanted) if cp in tree}
 
 
@@ -228,7 +248,14 @@ def write_contents(artifact: Path, listing: str) -> None:
         out.write(listing)
 
 
-def write_iso(values: dict, storedir: Path, sqfs: Path) -> None:
+def live_root_packages(values: dict, packages: dict) -> dict:
+    """What `livecd/unmerge` leaves of the ISO's packages in its live root."""
+    from gentoo_zfs_livecd.rebuild.atoms import cp_of_atom, cp_of_cpv
+    unmerged = {cp_of_atom(atom) for atom in _atoms(values.get("livecd/unmerge"))}
+    return {cpv: eclasses for cpv, eclasses in packages.items() if cp_of_cpv(cpv) not in unmerged}
+
+
+def write_iso(values: dict, storedir: Path, sqfs: Path, packages: dict) -> None:
     from gentoo_zfs_livecd.kernel import zfscompat
     from gentoo_zfs_livecd.rehearsal import fakeiso
     compat = zfscompat.snapshot_compat(sqfs)
@@ -239,7 +266,7 @@ def write_iso(values: dict, storedir: Path, sqfs: Path) -> None:
     bootargs = values.get("livecd/bootargs") or ""
     fakeiso.build_iso(iso, values["livecd/volid"], kernel_release=release,
                       zfs_version=f"{compat.zfs_version}-r0-gentoo",
-                      boot_args=bootargs if isinstance(bootargs, str) else " ".join(bootargs))
+                      boot_args=bootargs if isinstance(bootargs, str) else " ".join(bootargs), packages=packages)
     write_contents(iso, f"{LABEL} ISO listing\n")
 
 
@@ -271,6 +298,8 @@ EBUILDS = {
     "profiles/base/packages": "*sys-apps/baselayout\n*sys-libs/glibc\n",
     "profiles/default/linux/amd64/23.0/parent": "../../../../base\n",
     "profiles/default/linux/amd64/23.0/make.defaults": 'CHOST="x86_64-pc-linux-gnu"\n',
+    "profiles/default/linux/amd64/23.0/no-multilib/parent": "..\n",
+    "profiles/default/linux/amd64/23.0/no-multilib/make.defaults": 'MULTILIB_ABIS="amd64"\n',
     "profiles/package.mask": "# masks\n",
     "sys-kernel/gentoo-kernel/gentoo-kernel-6.12.41.ebuild": 'KEYWORDS="amd64 arm64"\n',
     "sys-kernel/gentoo-kernel/gentoo-kernel-6.18.2.ebuild": 'KEYWORDS="~amd64 ~arm64"\n',

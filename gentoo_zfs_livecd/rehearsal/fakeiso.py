@@ -42,7 +42,7 @@ GRUB_ENTRY = """menuentry 'Boot LiveCD (kernel: gentoo){suffix}' --class gnu-lin
 def build_iso(dest, volid, kernel_release="6.12.41-gentoo-dist", zfs_version="2.3.4-r0-gentoo",
               tools_version=None, module_releases=None, zfs_module=True, vermagic_release=None,
               module_compression=None, vdb_package="sys-fs/zfs", bios=True, efi=True,
-              boot_args="dokeymap nodhcp", work_dir=None, writer="pycdlib") -> Path:
+              boot_args="dokeymap nodhcp", work_dir=None, writer="pycdlib", packages=None) -> Path:
     """Write an ISO to `dest` (atomically) and return its path.
 
     kernel_release: the release in the bzImage header. zfs_version: the module's
@@ -54,6 +54,7 @@ def build_iso(dest, volid, kernel_release="6.12.41-gentoo-dist", zfs_version="2.
     "gz". vdb_package: category/name of the vdb entry. bios / efi: whether the boot files
     and El Torito entries for that firmware exist. writer: "pycdlib" (default, in-process)
     or "xorriso" (`xorriso -as mkisofs`, the tool grub-mkrescue drives).
+    packages: more var/db/pkg entries of the live root, {`cat/PF`: eclasses it inherited}.
     work_dir: where the live root and ISO tree are staged (kept); default a temporary dir.
     """
     # Catalyst refuses only a long volume id; one with spaces builds (and then fails to boot).
@@ -75,6 +76,7 @@ def build_iso(dest, volid, kernel_release="6.12.41-gentoo-dist", zfs_version="2.
         live = work / "live-root"
         write_live_root(live, releases, zfs_version, tools_version, zfs_module, vermagic_release,
                         module_compression, vdb_package)
+        write_vdb(live, packages or {})
         squashfs = work / "image.squashfs"
         make_squashfs(live, squashfs)
         tree = iso_tree(volid, kernel_release, boot_args, bios, efi)
@@ -244,6 +246,18 @@ def write_live_root(root: Path, releases, zfs_version, tools_version, zfs_module
     _write(vdb / "SLOT", "0/6\n")
     _write(vdb / "repository", "gentoo\n")
     _write(vdb / "CONTENTS", "".join(f"obj /usr/bin/{tool} 0 1700000000\n" for tool in tools))
+
+
+def write_vdb(root: Path, packages: dict) -> None:
+    """Portage's entries of installed packages: PF, CATEGORY and, for a package whose ebuild
+    inherited eclasses, INHERITED (space separated, as Portage writes it)."""
+    for cpv, eclasses in packages.items():
+        category, pf = cpv.split("/")
+        entry = root / "var/db/pkg" / category / pf
+        _write(entry / "PF", f"{pf}\n")
+        _write(entry / "CATEGORY", f"{category}\n")
+        if eclasses:
+            _write(entry / "INHERITED", f"{' '.join(eclasses)}\n")
 
 
 def write_modules(directory: Path, zfs_version, vermagic_release, zfs_module, compression):

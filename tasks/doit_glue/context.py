@@ -44,15 +44,17 @@ def refresh() -> bool:
 
 
 def current() -> project.Build:
-    """The build named on doit's command line, as its snapshot pin now names it (a pinned
-    `stable` commit moves `version_stamp: auto` and every artifact name with it)."""
+    """The build named on doit's command line, as its pins now name it (a pinned `stable`
+    commit moves `version_stamp: auto`; the stage pins `specs` writes name each stage's artifact)."""
     path, rehearse = config_path(), rehearsal()
-    pin = project.Paths.pin_in(project.build_dir(path, rehearse), "snapshot")
-    try:
-        pin_text = pin.read_text()
-    except FileNotFoundError:
-        pin_text = None
-    return _build(path, rehearse, pin_text)
+    folder = project.Paths.pin_in(project.build_dir(path, rehearse), "snapshot").parent
+    texts = []
+    for pin in [folder / "snapshot.json", *sorted(folder.glob("stage-*.json"))]:
+        try:
+            texts.append((pin.name, pin.read_text()))
+        except FileNotFoundError:
+            texts.append((pin.name, None))
+    return _build(path, rehearse, tuple(texts))
 
 
 def _check_writable(folder: Path) -> None:
@@ -81,7 +83,7 @@ def _check_database(database: Path) -> None:
 
 
 @cache
-def _build(path: Path, rehearse: bool, pin_text: str | None) -> project.Build:
+def _build(path: Path, rehearse: bool, pin_texts: tuple) -> project.Build:
     """A bad config is one line, no traceback."""
     from doit.exceptions import InvalidDodoFile
     console.set_rehearsal(rehearse)
