@@ -146,3 +146,29 @@ def test_a_new_stamp_removes_the_old_stamps_artifacts_but_not_the_seed(project):
     assert all("20260202T000000Z" in name for name in now)
     assert (builds / "stage3-amd64-openrc-seed.tar.xz").exists()
     assert project.calls()[1:] == ["stage1", "stage2", "stage3", "installcd-stage1", "iso"]
+
+
+def test_a_night_that_keeps_stages_keeps_their_artifacts_and_records_the_decisions(project, tmp_path):
+    from tests.support.portage_tree import UpstreamWork
+    builds = project.store / "builds" / "23.0-zfs"
+    before = {p.name for p in builds.glob("*-amd64-20260101T000000Z*")}
+    new = UpstreamWork(project.upstream, tmp_path / "gentoo-work").commit(
+        {"sys-fs/zfs-kmod/zfs-kmod-2.3.4.ebuild": "# changed\n"}, "2026-02-02T00:00:00Z")
+    project.configure(snapshot={"treeish": new})
+    code, out = finish(nightly(project))
+    assert code == 0, out
+    assert project.calls() == ["snapshot", "iso"]
+    now = {p.name for p in builds.glob("*-amd64-*")}
+    kept = {name for name in before if not name.startswith("livecd-stage2-")}
+    assert kept and kept <= now
+    assert not {name for name in before if name.startswith("livecd-stage2-")} & now
+    assert "livecd-stage2-amd64-20260202T000000Z.tar.xz" in now
+    last = json.loads((project.build_dir / "history.jsonl").read_text().splitlines()[-1])
+    assert [line.split(":")[0] for line in last["decisions"]] == ["stage1", "stage2", "stage3", "installcd-stage1", "iso"]
+    assert last["decisions"][-1] == "iso: rebuild (sys-fs/zfs-kmod changed)"
+
+    code, out = finish(nightly(project))
+    assert code == 0, out
+    assert project.calls() == []
+    last = json.loads((project.build_dir / "history.jsonl").read_text().splitlines()[-1])
+    assert last["decisions"] == []

@@ -7,7 +7,7 @@ import pytest
 from gentoo_zfs_livecd.rebuild import decide as rebuild
 from gentoo_zfs_livecd.rebuild.holdings import Holdings, spec_removed_packages
 from gentoo_zfs_livecd.rebuild.tree import GitTree, md5_cache_eclasses
-from tests.portage_tree import CD_ONLY, KERNEL_PACKAGES, LIVE_ROOT, PROFILE, SYSTEM, UNMERGED, PortageTree
+from tests.support.portage_tree import CD_ONLY, KERNEL_PACKAGES, LIVE_ROOT, PROFILE, SYSTEM, UNMERGED, PortageTree
 
 NOW = datetime(2026, 1, 10, tzinfo=timezone.utc)
 CHAIN = ["stage1", "stage3", "installcd-stage1", "iso"]

@@ -1,6 +1,5 @@
 """A moved tree rebuilds only the stages it reaches: real doit, the instrumented Catalyst, and a
 real local git repository standing in for gentoo.git, moved by one commit at a time."""
-import os
 import subprocess
 
 import pytest
@@ -8,37 +7,13 @@ import pytest
 from gentoo_zfs_livecd.catalyst import grammar
 from gentoo_zfs_livecd.rehearsal import emulator
 from tests.support.buildgraph import Project
+from tests.support.portage_tree import UpstreamWork
 
 EVERY_STAGE = ["stage1", "stage2", "stage3", "installcd-stage1", "iso"]
 TARGETS = {"stage1": "stage1", "stage2": "stage2", "stage3": "stage3", "installcd-stage1": "livecd-stage1",
            "iso": "livecd-stage2"}
-FIRST_STAMP, MOVED_DATE, MOVED_STAMP = "20260101T000000Z", "2026-02-02T00:00:00Z", "20260202T000000Z"
+FIRST_STAMP, MOVED_STAMP = "20260101T000000Z", "20260202T000000Z"
 BUILDS = "23.0-zfs"
-
-
-class UpstreamWork:
-    """A work tree of the project's upstream gentoo.git: commit, push to `stable`."""
-
-    def __init__(self, bare, where):
-        self.work = where
-        self.git("clone", "-q", "--branch", "stable", str(bare), str(where), cwd=where.parent)
-
-    def git(self, *args, cwd=None) -> str:
-        env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@localhost", GIT_COMMITTER_NAME="t",
-                   GIT_COMMITTER_EMAIL="t@localhost", GIT_AUTHOR_DATE=MOVED_DATE, GIT_COMMITTER_DATE=MOVED_DATE)
-        return subprocess.run(["git", "-c", "commit.gpgsign=false", *args], cwd=cwd or self.work, env=env,
-                              capture_output=True, text=True, check=True).stdout
-
-    def commit(self, changes: dict) -> str:
-        """Append each text to its file (a new file for a new path); the new commit."""
-        for name, text in changes.items():
-            path = self.work / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text((path.read_text() if path.exists() else "") + text)
-        self.git("add", "-A")
-        self.git("commit", "-q", "-m", "one change")
-        self.git("push", "-q", "origin", "stable")
-        return self.git("rev-parse", "HEAD").strip()
 
 
 @pytest.fixture
@@ -56,7 +31,7 @@ def spec(project, stage) -> dict:
 def move(project, tmp_path, changes) -> tuple:
     """(old commit, new commit, doit's output, Catalyst runs) after pinning a commit with `changes`."""
     old = project.sha
-    new = UpstreamWork(project.upstream, tmp_path / "gentoo-work").commit(changes)
+    new = UpstreamWork(project.upstream, tmp_path / "gentoo-work").commit(changes, "2026-02-02T00:00:00Z")
     project.configure(snapshot={"treeish": new})
     done = project.doit(check=True)
     return old, new, done.stdout, project.calls()

@@ -6,7 +6,7 @@ import pytest
 
 from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.rebuild import tree as history
-from tests.portage_tree import PROFILE, PortageTree
+from tests.support.portage_tree import PROFILE, PortageTree
 
 
 @pytest.fixture

@@ -124,7 +124,8 @@ def housekeeping(build) -> None:
 
 def remove_old_stamps(build) -> list:
     """Stage artifacts this project built for other version stamps (never the seed, never a
-    file it did not build itself: only those with a stamp record)."""
+    file it did not build itself: only those with a stamp record). The paths name each stage's
+    artifacts by its stage pin, so a stage kept from an older tree keeps its artifacts."""
     from gentoo_zfs_livecd import stamps
     from gentoo_zfs_livecd.paths import STAGE_TARGETS
     paths = build.paths
@@ -142,6 +143,14 @@ def remove_old_stamps(build) -> list:
     return removed
 
 
+def decision_lines(build, ran) -> list:
+    """The keep-or-rebuild line of every stage, when `specs` decided them in this run."""
+    if "specs" not in ran or not build.paths.decisions.is_file():
+        return []
+    from gentoo_zfs_livecd.rebuild.decide import Decision
+    return [Decision(**item).line for item in json.loads(build.paths.decisions.read_text())]
+
+
 def record(build, start, outcome, failed_task, log_path):
     from gentoo_zfs_livecd.nightly import history
     from tasks.doit_glue import reporter
@@ -154,7 +163,8 @@ def record(build, start, outcome, failed_task, log_path):
         tasks=[history.TaskRun(name, status, seconds) for name, status, seconds in reporter.EVENTS],
         iso_name=build.paths.iso_name, artifacts=artifacts,
         versions={"kernel": info.get("kernel_release"), "zfs": info.get("zfs_version")},
-        log_path=str(log_path))
+        log_path=str(log_path),
+        decisions=decision_lines(build, [name for name, status, _ in reporter.EVENTS if status == "ran"]))
     history.append(build.paths.history, entry)
 
 

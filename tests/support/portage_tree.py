@@ -112,3 +112,29 @@ class PortageTree:
 
     def append(self, name: str, text: str, message: str) -> str:
         return self.commit({name: (self.work / name).read_text() + text}, message)
+
+
+class UpstreamWork:
+    """A work tree of a bare gentoo.git with a `stable` branch (the emulator's): commit, push."""
+
+    def __init__(self, bare, where):
+        self.work = where
+        self.git("clone", "-q", "--branch", "stable", str(bare), str(where), cwd=where.parent)
+
+    def git(self, *args, cwd=None, date="2026-01-01T00:00:00Z") -> str:
+        env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@localhost", GIT_COMMITTER_NAME="t",
+                   GIT_COMMITTER_EMAIL="t@localhost", GIT_AUTHOR_DATE=date, GIT_COMMITTER_DATE=date)
+        return subprocess.run(["git", "-c", "commit.gpgsign=false", *args], cwd=cwd or self.work, env=env,
+                              capture_output=True, text=True, check=True).stdout
+
+    def commit(self, changes: dict, date: str) -> str:
+        """Append each text to its file (a new file for a new path), commit dated `date` (UTC);
+        the new commit."""
+        for name, text in changes.items():
+            path = self.work / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text((path.read_text() if path.exists() else "") + text)
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", "one change", date=date)
+        self.git("push", "-q", "origin", "stable")
+        return self.git("rev-parse", "HEAD").strip()
