@@ -148,7 +148,12 @@ class Paths:
 
     @property
     def stamps(self) -> Path:
-        return self.build_dir / "stamps.json"
+        return self.stamps_in(self.build_dir)
+
+    @staticmethod
+    def stamps_in(build_dir: Path) -> Path:
+        """The stamp record, which doit's file checker needs before a build is loaded."""
+        return build_dir / "stamps.json"
 
     @property
     def logs(self) -> Path:

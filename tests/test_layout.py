@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 from tests.support import CHECKOUT
 
@@ -128,25 +127,14 @@ def circle_within(graph: dict, group: set) -> list:
     raise AssertionError(f"no circle through {start} in {sorted(group)}")
 
 
-# Import circles not yet broken. Each must go; the strict xfail below turns into a failure
-# once the list is out of date, so it cannot stay behind.
-KNOWN_CIRCLES = [["tasks.doit_glue.checker", "tasks.doit_glue.context", "tasks.doit_glue.checker"]]
-
-
 def describe(circles) -> str:
     return "import circles:\n" + "\n".join(" -> ".join(circle) for circle in circles)
 
 
-def test_no_new_import_circles():
+def test_no_import_circles():
     graph = import_graph()
     assert f"{LIBRARY}.catalyst.grammar" in graph and f"{DOIT_LAYER}.doit_glue.context" in graph
-    new = [circle for circle in import_circles(graph) if circle not in KNOWN_CIRCLES]
-    assert new == [], describe(new)
-
-
-@pytest.mark.xfail(strict=True, reason=describe(KNOWN_CIRCLES))
-def test_no_import_circles():
-    circles = import_circles(import_graph())
+    circles = import_circles(graph)
     assert circles == [], describe(circles)
 
 

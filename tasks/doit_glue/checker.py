@@ -4,17 +4,18 @@ doit's md5 checker re-hashes a touched multi-GB file on every run until its cons
 (doit-notes.md §2.1); the stamp record (tasks/stamps.py) hashes it once and remembers.
 """
 import os
+from pathlib import Path
 
 from doit.dependency import FileChangedChecker
 
 
 class StampChecker(FileChangedChecker):
     """State is (mtime, size, digest); only a size or digest change counts as modified."""
+    store: Path  # the stamp record; set by `recording_in`, since doit makes the checker itself
 
     def digest(self, path, stat) -> str:
         from gentoo_zfs_livecd import stamps
-        from tasks.doit_glue import context
-        return stamps.content_digest(context.current().paths.stamps, path, stat)
+        return stamps.content_digest(self.store, path, stat)
 
     def check_modified(self, file_path, file_stat, state):
         mtime, size, digest = state
@@ -29,3 +30,8 @@ class StampChecker(FileChangedChecker):
         if current_state and current_state[0] == stat.st_mtime and current_state[1] == stat.st_size:
             return None
         return stat.st_mtime, stat.st_size, self.digest(dep, stat)
+
+
+def recording_in(store: Path) -> type:
+    """The checker class doit is given: StampChecker with its stamp record."""
+    return type("StampChecker", (StampChecker,), {"store": store})

@@ -108,12 +108,12 @@ def doit_config() -> dict:
         _check_database(folder / "doit.sqlite")
     except UserError as err:
         raise InvalidDodoFile(f"{console.prefix()}{err}") from None
-    from tasks.doit_glue.checker import StampChecker
+    from tasks.doit_glue.checker import recording_in
     from tasks.doit_glue.reporter import BuildReporter
     return {
         "backend": "sqlite3",
         "dep_file": str(folder / "doit.sqlite"),
-        "check_file_uptodate": StampChecker,
+        "check_file_uptodate": recording_in(project.Paths.stamps_in(folder)),
         "reporter": BuildReporter,
         "default_tasks": ["release"],
         "minversion": "0.37.0",
