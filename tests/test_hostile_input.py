@@ -187,3 +187,38 @@ def test_report_with_no_history_yet_is_one_line(tmp_path_factory):
     output = result.stdout + result.stderr
     assert "Traceback" not in output
     assert "no build history yet" in output, output
+
+
+def test_webhook_problems_never_show_the_url_path_or_query():
+    from gentoo_zfs_livecd.nightly.notify import notify
+    # requests quotes the whole URL for a scheme it has no adapter for; a URL it cannot parse
+    # made notify raise instead of reporting.
+    for url in ("ftp://hooks.example.org/hooks/T0K3N?key=S3CRET", "http://[::1/hooks/T0K3N?key=S3CRET"):
+        problems = notify({"webhook": {"url": url, "timeout": 5}}, {"outcome": "failed"})
+        assert len(problems) == 1 and "webhook" in problems[0], problems
+        assert "T0K3N" not in problems[0] and "S3CRET" not in problems[0], problems
+
+
+def test_ctrl_c_during_a_stage_is_one_line(tmp_path):
+    import signal
+    import sys
+    import time
+    project = Project(tmp_path)
+    doit = subprocess.Popen([sys.executable, "-m", "doit"], cwd=project.root, env=project.environment("stage1:hang"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (project.hanging.exists() and project.hanging.read_text().strip()):
+            assert time.monotonic() < deadline and doit.poll() is None, "stage1 never started"
+            time.sleep(0.1)
+        doit.send_signal(signal.SIGINT)
+        out, err = doit.communicate(timeout=120)
+    finally:
+        if doit.poll() is None:
+            doit.kill()
+            doit.communicate()
+        project.stop_hanging_catalysts()
+    assert "Traceback" not in out + err, err
+    assert doit.returncode == 130
+    assert [line for line in err.splitlines() if line.strip()] == [
+        "interrupted; the running task was stopped; run the same command again to go on"]
