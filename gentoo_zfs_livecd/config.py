@@ -196,6 +196,7 @@ SCHEMA = {
     "notify.webhook.url": Field("str?", None),
     "notify.on_success": Field(bool, False),
     "nightly.keep_logs": Field(int, 14, check=_at_least(1, " (logs kept)")),
+    "nightly.stale_lock_hours": Field(int, 20, check=_at_least(1, " (hours)")),
 }
 
 

@@ -45,13 +45,16 @@ def from_file(build, source: Path) -> dict:
     return {"name": name, "size": size, "sha512": sha512, "source": str(source)}
 
 
-def from_mirrors(build, have: dict | None) -> dict:
+def from_mirrors(build, have: dict | None, pinned: dict | None) -> dict:
+    """`have`: the pin when its seed is in place (nothing to download if still the latest);
+    `pinned`: the pin, whose seed no mirror may replace with an older one."""
     from gentoo_zfs_livecd import stamps
     from gentoo_zfs_livecd.inputs import mirror
     result = mirror.fetch_latest_seed(
         build.get("seed.mirrors"), build.get("arch"), build.get("seed.flavour"),
         build.get("seed.keyring"), build.get("seed.fingerprint"), build.paths.seed_work,
-        have=(have["name"], have["size"], have["sha512"]) if have else None)
+        have=(have["name"], have["size"], have["sha512"]) if have else None,
+        pinned=pinned["name"] if pinned else None)
     pin = {"name": result.name, "size": result.size, "sha512": result.sha512}
     if result.path is None:
         say(f"   seed: {result.name} is still the latest; nothing downloaded")
@@ -62,9 +65,21 @@ def from_mirrors(build, have: dict | None) -> dict:
     return pin
 
 
+def placed(build, pin: dict | None) -> bool:
+    """The pinned seed is in place under its fixed name (it goes when `builds/` is cleaned)."""
+    return pin is not None and build.paths.seed(extension(pin["name"])).exists()
+
+
+def seed_in_place(build) -> bool:
+    """doit up-to-date check: a seed that is no longer in place is placed again."""
+    return placed(build, pins.read(build.paths.pin("seed")))
+
+
 @doit_action
 def update_seed(build) -> None:
-    have = pins.read(build.paths.pin("seed"))
+    pinned = pins.read(build.paths.pin("seed"))
+    # Not in place: a mirror's "still the latest" must not leave the fixed name empty.
+    have = pinned if placed(build, pinned) else None
     if build.get("seed.file"):
         pin = from_file(build, Path(build.get("seed.file")))
     elif build.rehearsal:
@@ -73,17 +88,14 @@ def update_seed(build) -> None:
         say("   seed: emulator placeholder (no download in a rehearsal)")
         pin = from_file(build, placeholder)
     else:
-        pin = from_mirrors(build, have)
+        pin = from_mirrors(build, have, pinned)
     if pins.write(build.paths.pin("seed"), pin):
         say(f"   seed: {pin['name']} ({pin['size']} bytes)")
 
 
 def is_current(build, refresh: bool) -> bool:
     """A downloaded seed stands until `refresh=1` (or the nightly) asks the mirror again."""
-    pin = pins.read(build.paths.pin("seed"))
-    if pin is None or not build.paths.seed(extension(pin["name"])).exists():
-        return False
-    return not refresh
+    return seed_in_place(build) and not refresh
 
 
 def task_seed():
@@ -93,8 +105,9 @@ def task_seed():
             "task_dep": ["check"], "verbosity": 2}
     if build.get("seed.file"):
         task["file_dep"] = [build.get("seed.file")]
+        task["uptodate"] = [(seed_in_place, [build])]
     elif build.rehearsal:
-        task["uptodate"] = [True]
+        task["uptodate"] = [(seed_in_place, [build])]
     else:
         task["uptodate"] = [(is_current, [build, context.refresh()])]
     return task

@@ -15,7 +15,7 @@ import time
 from functools import cache
 from pathlib import Path
 
-from gentoo_zfs_livecd import atomic, pins, stamps
+from gentoo_zfs_livecd import atomic, lock, pins, stamps
 from gentoo_zfs_livecd.catalyst.argv import CatalystArgv
 from gentoo_zfs_livecd.console import prefix, say
 from gentoo_zfs_livecd.errors import UserError
@@ -67,8 +67,11 @@ def run(argv: list, log: Path, label: str, expected: float | None = None) -> int
     with open(log, "ab") as out:
         out.write(f"*** Running command: {' '.join(argv)}\n".encode())
         out.flush()
+        # Catalyst keeps the build lock while it lives, so no second build starts on its targets
+        # even when doit is killed (lock.py).
         child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, start_new_session=True)
+                                 stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=lock.catalyst_fds())
+        lock.note_catalyst(child.pid)
         try:
             for raw in child.stdout:
                 out.write(raw)
@@ -81,8 +84,24 @@ def run(argv: list, log: Path, label: str, expected: float | None = None) -> int
             _stop(child)
             raise
         finally:
+            lock.note_catalyst(None)
             if tty:
                 sys.stdout.write("\n")
+
+
+# Signals that ended the run: a night stopped by SIGTERM is "interrupted", not "failed".
+TERMINATED = []
+
+
+def _terminate(signum, frame):
+    TERMINATED.append(signum)
+    raise KeyboardInterrupt
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM (systemd's stop, timeout(1)) into KeyboardInterrupt, as Ctrl-C: `run` then
+    ends Catalyst's process group, and doit saves the tasks that finished."""
+    signal.signal(signal.SIGTERM, _terminate)
 
 
 def _clock(seconds: float) -> str:

@@ -69,9 +69,25 @@ def update_stable(bare_repo, url: str, branch: str = "stable") -> str:
         clone_bare(bare_repo, url, branch)
     else:
         git(bare_repo, "fetch", "--quiet", "--depth=1", url, branch, what=url)
+        refuse_going_back(bare_repo, url, branch)
         git(bare_repo, "update-ref", f"refs/heads/{branch}", "FETCH_HEAD")
         git(bare_repo, "gc", "--auto", "--quiet")
     return rev_parse(bare_repo, f"refs/heads/{branch}")
+
+
+def refuse_going_back(bare_repo, url: str, branch: str) -> None:
+    """UserError when the fetched `branch` was committed before the one fetched last time: a
+    mirror serving an old tree (a rollback). The fetch is shallow, so ancestry cannot be checked
+    without deepening it; the committer date can."""
+    try:
+        old_sha, old_date = commit_info(bare_repo, f"refs/heads/{branch}")
+    except UserError:
+        return  # nothing fetched before
+    new_sha, new_date = commit_info(bare_repo, "FETCH_HEAD")
+    if new_date < old_date:
+        raise UserError(f"{url}: {branch} is now {new_sha[:12]}, committed {new_date.isoformat()}, before "
+                        f"{old_sha[:12]} ({old_date.isoformat()}) fetched earlier; refusing to go back in "
+                        f"time. To build the older tree on purpose, pin it: snapshot.treeish: {new_sha}")
 
 
 def verify_commit(bare_repo, sha: str, keyring, fingerprint: str) -> None:

@@ -324,12 +324,24 @@ def pin_matches(have, name: str, size: int) -> bool:
     return have is not None and have[0] == name and int(have[1]) == size
 
 
+BUILD_STAMP = re.compile(r"\d{8}T\d{6}Z")
+
+
+def refuse_older(name: str, pinned: str | None, url: str) -> None:
+    """A validly signed but older listing is a rollback (a stale or hostile mirror)."""
+    new, old = BUILD_STAMP.search(name), BUILD_STAMP.search(pinned or "")
+    if new and old and new.group() < old.group():
+        raise UserError(f"{url} offers {name}, older than the pinned {pinned}; refusing to go back in time "
+                        "(to build from an older seed on purpose, name it in seed.file)")
+
+
 def fetch_from_mirror(session, mirror, arch, flavour, keyring, fingerprint, work_dir: Path, have=None,
-                      progress_stream=None) -> SeedResult:
+                      progress_stream=None, pinned=None) -> SeedResult:
     """One mirror's attempt of `fetch_latest_seed`; UserError naming the URL on any failure."""
     url = listing_url(mirror, arch, flavour)
     path, size = single_entry(get_signed_text(session, url, keyring, fingerprint), url)
     name = path.rsplit("/", 1)[-1]
+    refuse_older(name, pinned, url)
     if pin_matches(have, name, size):
         return SeedResult(name, size, have[2], None)
     tarball_url = autobuilds_url(mirror, arch) + path
@@ -355,13 +367,14 @@ def fetch_from_mirror(session, mirror, arch, flavour, keyring, fingerprint, work
 
 
 def fetch_latest_seed(mirrors, arch: str, flavour: str, keyring, fingerprint: str, work_dir, have=None,
-                      session=None, progress_stream=None) -> SeedResult:
+                      session=None, progress_stream=None, pinned=None) -> SeedResult:
     """The newest signed stage3 `<arch>-<flavour>`, downloaded and verified, from the first
     mirror that delivers it.
 
     `have`: the current pin as (name, size, sha512) (a SeedResult will do); when the signed
     listing names the same file and size, nothing is downloaded and `path` is None. Otherwise
-    `path` is `<work_dir>/<name>.verified`, for `place_seed`. `work_dir` must be a directory
+    `path` is `<work_dir>/<name>.verified`, for `place_seed`. `pinned`: the name of the pinned
+    seed; a mirror listing an older one is refused (tried as a failed mirror). `work_dir` must be a directory
     of its own (stale downloads in it are removed), not the one Catalyst reads seeds from.
     UserError when every mirror failed, naming each URL and what failed.
     """
@@ -373,7 +386,7 @@ def fetch_latest_seed(mirrors, arch: str, flavour: str, keyring, fingerprint: st
     for mirror in mirrors:
         try:
             return fetch_from_mirror(session, mirror, arch, flavour, keyring, fingerprint, Path(work_dir),
-                                     have, progress_stream)
+                                     have, progress_stream, pinned)
         except UserError as exc:
             failures.append(str(exc))
         except OSError as exc:

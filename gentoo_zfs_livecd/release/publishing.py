@@ -1,9 +1,10 @@
 """Publish a release directory so that readers see the old release or the new, never a part.
 
-Layout of `publish_dir` (it belongs to `publish`; every flat, non-hidden directory in it is
-taken for a release and may be pruned):
+Layout of `publish_dir` (it may hold other things: only the folders named in the record of
+releases are releases, and only those are ever pruned):
 
     <release_name>/<iso> + sidecars + build-info.json
+    .gentoo-zfs-livecd-releases   the releases this project published, one name a line
     current -> <release_name>
     latest-iso.txt            Gentoo's layout: "# Latest as of <date -uR>", "# ts=<epoch>",
                               "<release_name>/<iso> <size>"
@@ -33,6 +34,8 @@ from gentoo_zfs_livecd.lock import FileLock
 STAGING_PREFIX = ".staging-"
 LOCK_NAME = ".publish.lock"
 CURRENT = "current"
+# The releases this project published; a folder not named there is never touched.
+RECORD = ".gentoo-zfs-livecd-releases"
 SIDECAR_SUFFIXES = (".DIGESTS", ".sha256", ".asc", ".CONTENTS.gz")
 
 
@@ -66,6 +69,7 @@ def publish(sources, publish_dir, release_name: str, keep: int, latest_file="lat
     with FileLock(lock, busy=lambda pid, since: f"{lock}: another publish is running in {publish_dir} "
                   f"(pid {pid}, since {since}); wait for it to finish"):
         remove_staging_leftovers(publish_dir)
+        require_current_is_ours(publish_dir)
         final = publish_dir / release_name
         if final.exists():
             require_same_release(final, sources)
@@ -120,6 +124,8 @@ def stage_and_rename(sources, publish_dir: Path, release_name: str) -> None:
     for source in sources:
         link_or_copy(source, staging / source.name)
     fsync_dir(staging)
+    # Named before it appears: a run killed in between leaves a name without a folder, harmless.
+    note_releases(publish_dir, recorded(publish_dir) | {release_name})
     os.rename(staging, publish_dir / release_name)
     fsync_dir(publish_dir)
 
@@ -132,7 +138,17 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def require_current_is_ours(publish_dir: Path) -> None:
+    current = publish_dir / CURRENT
+    if current.exists() and not current.is_symlink():
+        raise UserError(f"{current}: not the symlink this project keeps there; move it out of publish.dir "
+                        "or choose another publish.dir")
+
+
 def require_same_release(final: Path, sources) -> None:
+    if final.name not in recorded(final.parent):
+        raise UserError(f"{final}: a folder this project did not publish has the release's name; "
+                        "move it out of publish.dir or choose another publish.dir")
     published = sorted(p.name for p in final.iterdir())
     wanted = sorted(s.name for s in sources)
     same = published == wanted and all(
@@ -158,16 +174,21 @@ def write_latest(path: Path, relative_path: str, size: int, now: float) -> None:
     atomic.write_text(path, latest_text(relative_path, size, now))
 
 
+def recorded(publish_dir: Path) -> set:
+    try:
+        return set((publish_dir / RECORD).read_text().split())
+    except FileNotFoundError:
+        return set()
+
+
+def note_releases(publish_dir: Path, names: set) -> None:
+    atomic.write_text(publish_dir / RECORD, "".join(f"{name}\n" for name in sorted(names)))
+
+
 def releases(publish_dir: Path) -> list:
-    """Names of the release directories, oldest first (by name)."""
-    found = []
-    for entry in publish_dir.iterdir():
-        if entry.name.startswith(".") or entry.is_symlink() or not entry.is_dir():
-            continue
-        # A release is flat; anything with subdirectories is not ours to prune.
-        if all(not child.is_dir() or child.is_symlink() for child in entry.iterdir()):
-            found.append(entry.name)
-    return sorted(found)
+    """Names of the releases this project published and that are still there, oldest first."""
+    return sorted(name for name in recorded(publish_dir)
+                  if (publish_dir / name).is_dir() and not (publish_dir / name).is_symlink())
 
 
 def prune(publish_dir: Path, keep: int) -> list:
@@ -181,4 +202,6 @@ def prune(publish_dir: Path, keep: int) -> list:
         os.rename(publish_dir / name, doomed)
         shutil.rmtree(doomed)
         removed.append(name)
+    if removed:
+        note_releases(publish_dir, recorded(publish_dir) - set(removed))
     return removed

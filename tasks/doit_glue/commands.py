@@ -19,7 +19,7 @@ class LockedRun(Run):
         build = context.current()
         stop_on_sigterm()
         try:
-            with FileLock(build.paths.lock):
+            with FileLock(build.paths.lock, for_catalyst=True):
                 return super().execute(params, args)
         except LockTaken as err:
             sys.stderr.write(f"{prefix()}ERROR: {err}\n")

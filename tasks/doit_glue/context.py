@@ -109,12 +109,12 @@ def doit_config() -> dict:
     except UserError as err:
         raise InvalidDodoFile(f"{console.prefix()}{err}") from None
     from tasks.doit_glue.checker import recording_in
-    from tasks.doit_glue.reporter import BuildReporter
+    from tasks.doit_glue.reporter import locking
     return {
         "backend": "sqlite3",
         "dep_file": str(folder / "doit.sqlite"),
         "check_file_uptodate": recording_in(project.Paths.stamps_in(folder)),
-        "reporter": BuildReporter,
+        "reporter": locking(current),  # every run takes the build lock, however doit was started
         "default_tasks": ["release"],
         "minversion": "0.37.0",
         "par_type": "thread",

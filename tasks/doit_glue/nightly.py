@@ -8,34 +8,19 @@ import argparse
 import datetime
 import json
 import shutil
-import signal
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
-from gentoo_zfs_livecd import checkout, pins, project
+from gentoo_zfs_livecd import atomic, checkout, pins, project
+from gentoo_zfs_livecd.catalyst.runner import TERMINATED, stop_on_sigterm
 from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.files import beyond_newest
-from gentoo_zfs_livecd.lock import FileLock, LockTaken
+from gentoo_zfs_livecd.lock import FileLock, LockTaken, claim_rel_type
 
 DODO = checkout.DODO
 LOG_TAIL = 100
-
-# Signals that ended the run: a night stopped by SIGTERM is "interrupted", not "failed".
-TERMINATED = []
-
-
-def _terminate(signum, frame):
-    TERMINATED.append(signum)
-    raise KeyboardInterrupt
-
-
-def stop_on_sigterm() -> None:
-    """Turn SIGTERM into KeyboardInterrupt, so doit saves the tasks that finished (here and in
-    `doit run`, commands.LockedRun)."""
-    signal.signal(signal.SIGTERM, _terminate)
-
 
 class Tee:
     """Write to the run's log file, and to the terminal when there is one."""
@@ -168,54 +153,130 @@ def record(build, start, outcome, failed_task, log_path):
     history.append(build.paths.history, entry)
 
 
-def nightly(config_path: Path, rehearse: bool) -> int:
-    """The whole nightly run; its exit code."""
-    from gentoo_zfs_livecd.catalyst import runner
+def running_marker(build) -> Path:
+    """Present while a nightly runs: the next one finds it left by a night that was killed."""
+    return build.paths.build_dir / "nightly.running"
+
+
+def report_unfinished(build, label: str) -> None:
+    """A night that ended without a word (SIGKILL, power cut) gets its history line and its
+    notification now."""
+    from gentoo_zfs_livecd.nightly import history
+    marker = running_marker(build)
+    try:
+        left = json.loads(marker.read_text())
+    except FileNotFoundError:
+        return
+    except ValueError:
+        left = {}
+    begun, log = left.get("start") or "?", left.get("log_path")
+    history.append(build.paths.history, history.RunRecord(start=begun, end=now(), outcome="unfinished",
+                                                          failed_task=None, log_path=log))
+    print(f"{label}the nightly started {begun} did not finish (killed or power cut); log: {log}")
+    for problem in tell(build, "unfinished", None, log, begun):
+        print(f"{label}{problem}")
+    marker.unlink()
+
+
+def warn_stale_lock(build, holder, label: str) -> None:
+    """A lock held longer than nightly.stale_lock_hours is news, not a quiet night."""
+    hours = holder.hours()
+    if hours is None or hours < build.get("nightly.stale_lock_hours"):
+        return
+    print(f"{label}the build lock {build.paths.lock} has been held for {hours:.1f} hours by pid {holder.pid}; "
+          "check whether that build hangs")
+    for problem in tell(build, f"blocked for {hours:.0f} hours by pid {holder.pid}", None, None, now()):
+        print(f"{label}{problem}")
+
+
+def failure_lines() -> list:
+    """The failing tasks' own error lines, as doit printed them into the log."""
     from tasks.doit_glue import reporter
+    return [f"ERROR: {name}: {line}" for name, message in reporter.FAILURES for line in message.splitlines()]
+
+
+def nightly(config_path: Path, rehearse: bool) -> int:
+    """The whole nightly run; its exit code. Every ending this process sees (success, a failed
+    task, any exception, SIGINT, SIGTERM) leaves a history line and, unless the night succeeded
+    quietly, a notification."""
+    from gentoo_zfs_livecd.catalyst import runner
     build = project.make_build(config_path, rehearse)
-    lock = FileLock(build.paths.lock)
+    label = "[rehearsal] " if rehearse else ""
+    lock = FileLock(build.paths.lock, for_catalyst=True)
     try:
         lock.acquire()
     except LockTaken as err:
-        print(f"{'[rehearsal] ' if rehearse else ''}{err}")
+        print(f"{label}{err}")
+        warn_stale_lock(build, err.holder, label)
         return 0
     try:
         start = now()
         log_path = runner.log_path(build.paths.logs, "nightly")
-        with open(log_path, "a") as log:
-            tee = Tee(log, sys.stdout)
-            with redirect_stdout(tee), redirect_stderr(tee):
-                code = run_graph(build, ["publish"], tee)
-        build = project.make_build(config_path, rehearse)  # the stamp may have moved
-        ran = [name for name, status, _ in reporter.EVENTS if status == "ran"]
-        failed = next((name for name, status, _ in reporter.EVENTS if status == "failed"), None)
-        label = "[rehearsal] " if rehearse else ""
-        if code != 0:
-            outcome = "interrupted" if TERMINATED and not failed else "failed"
-            failed = failed or "nightly"
-            print(f"{label}nightly {outcome} in {failed}; log: {task_log(build, failed, log_path)}")
-            problems = tell(build, outcome, failed, task_log(build, failed, log_path), start)
-            record(build, start, outcome, failed, log_path)
-            for problem in problems:
-                print(f"{label}{problem}")
-            return 1
-        problem = upload(build) if "publish" in ran else None
-        housekeeping(build)
-        record(build, start, "succeeded", None, log_path)
-        if "publish" not in ran:
-            print(f"{label}up to date: {build.paths.iso_name}")
-        else:
-            print(f"{label}published: {build.paths.publish_dir / pins.read(build.paths.pin('published'))['release']}")
-        problems = ([problem] if problem else []) + (
-            tell(build, "succeeded", None, log_path, start) if build.get("notify.on_success") or problem else [])
-        for line in problems:
-            print(f"{label}{line}")
-        return 4 if problem else 0
-    except KeyboardInterrupt:
-        print("nightly interrupted")
-        return 130
+        try:
+            claim_rel_type(build.paths.storedir, build.paths.rel_type, build.config.path)
+            report_unfinished(build, label)
+            atomic.write_text(running_marker(build), json.dumps({"start": start, "log_path": str(log_path)}))
+            return night(config_path, rehearse, build, start, log_path, label)
+        except KeyboardInterrupt:
+            signal_name = "SIGTERM" if TERMINATED else "SIGINT"
+            return ended_badly(build, start, "interrupted", f"stopped by {signal_name}", log_path, label, 130)
+        except Exception as err:  # noqa: BLE001 - a night must tell, whatever ended it
+            words = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            return ended_badly(build, start, "failed", words, log_path, label, 1)
     finally:
+        try:
+            running_marker(build).unlink(missing_ok=True)
+        except OSError as err:
+            print(f"{label}{running_marker(build)}: cannot remove ({err})")
         lock.release()
+
+
+def ended_badly(build, start, outcome, words, log_path, label, code) -> int:
+    """A night that ended outside a task: say so, record it, tell someone."""
+    from tasks.doit_glue import reporter
+    failed = next((name for name, status, _ in reporter.EVENTS if status == "failed"), "nightly")
+    print(f"{label}nightly {outcome} in {failed}: {words}; log: {log_path}")
+    try:
+        record(build, start, outcome, failed, log_path)
+    except Exception as err:  # noqa: BLE001 - the notification must still go out
+        print(f"{label}{err}")
+    for problem in tell(build, outcome, failed, log_path, start):
+        print(f"{label}{problem}")
+    return code
+
+
+def night(config_path, rehearse, build, start, log_path, label) -> int:
+    from tasks.doit_glue import reporter
+    with open(log_path, "a") as log:
+        tee = Tee(log, sys.stdout)
+        with redirect_stdout(tee), redirect_stderr(tee):
+            code = run_graph(build, ["publish"], tee)
+    build = project.make_build(config_path, rehearse)  # the stamp may have moved
+    ran = [name for name, status, _ in reporter.EVENTS if status == "ran"]
+    failed = next((name for name, status, _ in reporter.EVENTS if status == "failed"), None)
+    if code != 0:
+        outcome = "interrupted" if TERMINATED and not failed else "failed"
+        failed = failed or "nightly"
+        print(f"{label}nightly {outcome} in {failed}; log: {task_log(build, failed, log_path)}")
+        for line in failure_lines():
+            print(f"{label}  {line}")
+        problems = tell(build, outcome, failed, task_log(build, failed, log_path), start)
+        record(build, start, outcome, failed, log_path)
+        for problem in problems:
+            print(f"{label}{problem}")
+        return 1
+    problem = upload(build) if "publish" in ran else None
+    housekeeping(build)
+    record(build, start, "succeeded", None, log_path)
+    if "publish" not in ran:
+        print(f"{label}up to date: {build.paths.iso_name}")
+    else:
+        print(f"{label}published: {build.paths.publish_dir / pins.read(build.paths.pin('published'))['release']}")
+    problems = ([problem] if problem else []) + (
+        tell(build, "succeeded", None, log_path, start) if build.get("notify.on_success") or problem else [])
+    for line in problems:
+        print(f"{label}{line}")
+    return 4 if problem else 0
 
 
 def main(argv=None) -> int:
