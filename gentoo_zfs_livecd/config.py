@@ -197,6 +197,7 @@ SCHEMA = {
     "notify.on_success": Field(bool, False),
     "nightly.keep_logs": Field(int, 14, check=_at_least(1, " (logs kept)")),
     "nightly.stale_lock_hours": Field(int, 20, check=_at_least(1, " (hours)")),
+    "nightly.keep_caches": Field(int, 2, check=_at_least(0, " (unused Catalyst cache folders kept)")),
 }
 
 

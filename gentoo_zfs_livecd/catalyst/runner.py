@@ -147,6 +147,48 @@ def expected_duration(history_file: Path, task: str) -> float | None:
     return history.median_duration(history.load(history_file), task)
 
 
+# Catalyst's work folder (tmp/) unpacks the seed and builds in it, beside the new tarball: room
+# for this many times the stage's last artifacts is asked for before it starts.
+ROOM_FACTOR = 4
+GIB = 1024 ** 3
+
+
+def require_room(task: str, storedir: Path, produced: dict) -> None:
+    """Refuse, in one line and before Catalyst runs, a stage the storedir has no room for: the
+    need is ROOM_FACTOR x the size of what this stage produced last time (its attempt record)."""
+    last = sum(int(stamp.get("size", 0)) for stamp in (produced or {}).values())
+    if not last:
+        return
+    storedir.mkdir(parents=True, exist_ok=True)
+    free, needed = shutil.disk_usage(storedir).free, ROOM_FACTOR * last
+    if free < needed:
+        raise UserError(f"{task}: {storedir} has {free / GIB:.1f} GiB free, but the last {task} needed about "
+                        f"{needed / GIB:.1f} GiB ({ROOM_FACTOR} x its {last / GIB:.1f} GiB of artifacts); free "
+                        "space there (the nightly prunes packages/, kerncache/ and tmp/) and run again")
+
+
+def prune_caches(storedir: Path, rel_type: str, in_use: set, keep: int) -> list:
+    """Catalyst's per-target folders under packages/, kerncache/ and tmp/ of `rel_type`: named
+    `<target>-<subarch>[-<version_stamp>]`, and `tmp/<rel_type>/.autoresume-...` (gentoo/catalyst
+    catalyst/base/stagebase.py set_pkgcache_path, set_kerncache_path, set_chroot_path,
+    set_autoresume_path, at commit 92e0cbbbb6588087d60f68b8c33cf95f22550d1b). All but the `keep`
+    newest of those the current build does not use (`in_use`, names) are removed. Only this
+    rel_type's folders, which one config owns (lock.claim_rel_type)."""
+    from gentoo_zfs_livecd.files import beyond_newest
+    removed = []
+    for area in ("packages", "kerncache", "tmp"):
+        folder = Path(storedir) / area / rel_type
+        if not folder.is_dir():
+            continue
+        unused = [entry for entry in folder.iterdir()
+                  if entry.name.removeprefix(".autoresume-") not in in_use
+                  and entry.is_dir() and not entry.is_symlink()]
+        for old in beyond_newest(unused, keep, newest_key=lambda entry: entry.stat().st_mtime):
+            shutil.rmtree(old)
+            removed.append(old)
+    return removed
+
+
 def build_stage(task: str, catalyst: CatalystArgv, rehearsal: bool, spec: str, targets: list,
                 inputs: str, attempt_file: str, stamp_store: str, logs: str, history_file: str,
                 record: dict | None = None) -> None:
@@ -154,6 +196,7 @@ def build_stage(task: str, catalyst: CatalystArgv, rehearsal: bool, spec: str, t
     `record`: where to note what the stage holds, read in the one pass that hashes its targets."""
     preflight(catalyst, rehearsal)
     attempt = pins.read(attempt_file) or {}
+    require_room(task, Path(targets[0]).parent, attempt.get("produced"))
     resume = attempt.get("inputs") == inputs and attempt.get("outcome") == "failed"
     remove(targets)
     for target in targets:

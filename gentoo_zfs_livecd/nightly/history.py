@@ -18,7 +18,7 @@ A line looks like:
 import json
 import os
 import statistics
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gentoo_zfs_livecd.errors import UserError
@@ -74,22 +74,13 @@ def from_dict(data: dict) -> RunRecord:
                      decisions=[str(line) for line in data.get("decisions") or []])
 
 
-def own_results(record: RunRecord) -> RunRecord:
-    """A run that did not succeed shows an ISO only if it built one itself: the ISO, versions
-    and size left on disk by an earlier run are not this run's."""
-    iso = record.task("iso")
-    if record.outcome == "succeeded" or (iso is not None and iso.status == "ran"):
-        return record
-    return replace(record, iso_name=None, artifacts={}, versions={})
-
-
 def append(path, record: RunRecord) -> None:
     """Add `record` as one line at the end of the history file `path` (created if missing).
 
     Raises UserError when the file cannot be written.
     """
     path = Path(path)
-    line = to_line(own_results(record))
+    line = to_line(record)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)

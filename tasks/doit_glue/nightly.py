@@ -189,6 +189,18 @@ def warn_stale_lock(build, holder, label: str) -> None:
         print(f"{label}{problem}")
 
 
+def prune_caches(build) -> list:
+    """Catalyst's package, kernel and work folders of targets and stamps this build no longer uses."""
+    from gentoo_zfs_livecd.catalyst import runner
+    from gentoo_zfs_livecd.paths import STAGE_TARGETS
+    paths = build.paths
+    in_use = set()
+    for stage in build.chain():
+        unversioned = f"{STAGE_TARGETS[stage]}-{paths.subarch}"
+        in_use |= {unversioned, f"{unversioned}-{paths.stamp(stage)}"}
+    return runner.prune_caches(paths.storedir, paths.rel_type, in_use, build.get("nightly.keep_caches"))
+
+
 def failure_lines() -> list:
     """The failing tasks' own error lines, as doit printed them into the log."""
     from tasks.doit_glue import reporter
@@ -267,6 +279,7 @@ def night(config_path, rehearse, build, start, log_path, label) -> int:
         return 1
     problem = upload(build) if "publish" in ran else None
     housekeeping(build)
+    prune_caches(build)
     record(build, start, "succeeded", None, log_path)
     if "publish" not in ran:
         print(f"{label}up to date: {build.paths.iso_name}")
