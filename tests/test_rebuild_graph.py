@@ -120,3 +120,26 @@ def test_the_commits_stages_are_built_from_stay_reachable(project, tmp_path):
     refs = subprocess.run(["git", "--git-dir", str(bare), "for-each-ref", "--format=%(refname)"],
                           capture_output=True, text=True, check=True).stdout.split()
     assert {f"refs/gentoo-zfs-livecd/pins/{old}", f"refs/gentoo-zfs-livecd/pins/{new}"} <= set(refs)
+
+
+def test_a_week_after_the_last_full_build_a_moved_tree_rebuilds_every_stage(project, tmp_path):
+    import json
+    record = project.build_dir / "holdings" / "stage1.json"
+    data = json.loads(record.read_text())
+    data["built"] = "2026-01-01T00:00:00+00:00"
+    record.write_text(json.dumps(data))
+    assert project.build() == []  # an unchanged tree still runs nothing
+    _, _, output, calls = move(project, tmp_path, {"app-misc/unheld/unheld-1.0.ebuild": 'KEYWORDS="amd64"\n'})
+    assert calls == ["snapshot", *EVERY_STAGE]
+    assert "snapshot.full_rebuild_days: 7" in output
+
+
+def test_a_failed_rebuild_is_built_again_and_the_kept_stages_stay(project, tmp_path):
+    work = UpstreamWork(project.upstream, tmp_path / "gentoo-work")
+    project.configure(snapshot={"treeish": work.commit(edited("app-misc/screen/screen-4.9.1-r1.ebuild"),
+                                                       "2026-02-02T00:00:00Z")})
+    assert project.doit(fault="installcd-stage1:exit2").returncode != 0
+    assert project.calls() == ["snapshot", "installcd-stage1"]
+    assert project.build() == ["installcd-stage1", "iso"]
+    assert spec(project, "stage3")["version_stamp"] == FIRST_STAMP
+    assert project.build() == []
