@@ -1,5 +1,6 @@
-"""Refusing to go back in time: a mirror listing an older (validly signed) seed, a `stable` that
-moves to an older commit. Through the real graph, with the fixtures of test_inputs.py."""
+"""Seed and tree faults: a mirror listing an older (validly signed) seed, a `stable` that
+moves to an older commit (both refused), a placed seed that was removed. Through the real graph,
+with the fixtures of test_inputs.py."""
 import pytest
 
 from gentoo_zfs_livecd.rehearsal import emulator
@@ -46,3 +47,15 @@ def test_stable_moving_to_an_older_commit_is_refused_unless_pinned(upstream, tmp
     assert project.calls() == []
     project.configure(snapshot={"treeish": older})
     assert project.build() == ["snapshot", *EVERY_STAGE]
+
+
+def test_a_removed_mirror_seed_is_downloaded_and_placed_again(httpserver, keys, tmp_path):
+    project = Project(tmp_path, seed={"file": None, "mirrors": [httpserver.url_for("/")],
+                                      "keyring": str(keys.keyring), "fingerprint": keys.primary})
+    data = emulator.make_seed(tmp_path / "upstream-seed.tar.xz").read_bytes()
+    serve_seed(httpserver, keys, data, "20260117T000000Z")
+    assert project.build() == ["snapshot", *EVERY_STAGE]
+    seed = project.store / "builds" / "23.0-zfs" / "stage3-amd64-openrc-seed.tar.xz"
+    seed.unlink()
+    assert project.build() == []  # the same seed again: no stage rebuilds
+    assert seed.read_bytes() == data
