@@ -1,8 +1,12 @@
 """`specs`: the spec of every stage, catalyst.conf and catalystrc, rendered with the pins."""
+import shutil
+from pathlib import Path
+
 from doit import create_after
 
 from gentoo_zfs_livecd import atomic, checkout
 from gentoo_zfs_livecd.catalyst import render
+from gentoo_zfs_livecd.console import say
 from gentoo_zfs_livecd.errors import UserError
 from tasks.doit_glue import context
 from tasks.doit_glue.actions import doit_action, settings_changed
@@ -26,6 +30,10 @@ def write_specs(build) -> None:
         atomic.write_if_changed(build.paths.spec(stage), text)
     atomic.write_if_changed(build.paths.catalyst_conf, render.catalyst_conf(build))
     atomic.write_if_changed(build.paths.catalystrc, render.catalystrc(build))
+    if build.get("catalyst.pkgcache"):
+        for stale in render.stale_kernel_caches(build):
+            shutil.rmtree(stale)
+            say(f"   specs: removed {stale} (package cache of an earlier kernel config)")
 
 
 # Created once `snapshot` has run: the pin it writes names the artifacts (`version_stamp: auto`).
@@ -35,7 +43,9 @@ def task_specs():
     build = context.current()
     return {
         "actions": [(write_specs, [build.declared(SETTINGS)])],
-        "file_dep": [build.paths.pin("snapshot"), *sorted(checkout.SPECS_DIR.glob("*.j2"))],
+        # The kernel config's content names the ISO stage's package cache.
+        "file_dep": [build.paths.pin("snapshot"), Path(build.get("kernel.config")),
+                     *sorted(checkout.SPECS_DIR.glob("*.j2"))],
         "uptodate": [settings_changed(build, SETTINGS)],
         "targets": outputs(build),
         "task_dep": ["check", "snapshot", "confdirs"] +
