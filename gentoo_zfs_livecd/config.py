@@ -14,7 +14,7 @@ from gentoo_zfs_livecd.errors import UserError
 RELEASE_KEY = "13EBBDBEDE7A12775DFDB1BABB572E0E2D182910"
 RELEASE_KEYRING = "/usr/share/openpgp-keys/gentoo-release.asc"
 STAGES = ("stage1", "stage2", "stage3")
-RULE_SETS = ("openzfs", "gentoo-zfs", "livecd", "legacy-2013")
+RULE_SETS = ("openzfs", "gentoo-zfs", "livecd", "installer", "legacy-2013")
 # Catalyst's plain tarball modes (their extensions: grammar.tarball_extension).
 COMPRESSION_MODES = ("lbzip2", "bzip2", "xz", "pixz", "gzip", "tar", "lzip", "lzma", "lzop")
 

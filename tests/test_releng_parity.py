@@ -233,3 +233,30 @@ def test_only_stages_whose_resume_is_sound_resume(stage, resumed):
     assert runner.resumes(stage, failed, "same") is resumed
     assert runner.resumes(stage, failed, "other") is False
     assert runner.resumes(stage, {"inputs": "same", "outcome": "ok"}, "same") is False
+
+
+# --- the kernel supports what the CD's tools are for ----------------------------------------------
+
+def test_installer_rules_are_on_by_default():
+    assert "installer" in config_module.SCHEMA["kernel.rules"].default
+    assert "installer" in yaml.safe_load((ROOT / "config.yaml").read_text())["kernel"]["rules"]
+
+
+@pytest.mark.parametrize("option", ["CONFIG_XFS_FS", "CONFIG_BTRFS_FS", "CONFIG_MD_RAID1",
+                                    "CONFIG_CRYPTO_XTS", "CONFIG_DM_CRYPT"])
+def test_installer_rules_refuse_a_kernel_without_what_the_tools_need(tmp_path, option):
+    from gentoo_zfs_livecd.kernel import kconfig
+    shipped = (ROOT / "kernel-configs" / "genkernel-amd64.config").read_text()
+    assert kconfig.check(kconfig.parse_config(shipped), ["installer"]) == []
+    broken = tmp_path / "broken.config"
+    broken.write_text("\n".join(f"# {option} is not set" if line.startswith(option + "=") else line
+                                for line in shipped.splitlines()) + "\n")
+    problems = kconfig.check(kconfig.parse_config(broken.read_text()), ["installer"])
+    assert any(option in str(problem) for problem in problems)
+
+
+def test_installer_rules_refuse_werror():
+    from gentoo_zfs_livecd.kernel import kconfig
+    shipped = (ROOT / "kernel-configs" / "genkernel-amd64.config").read_text()
+    problems = kconfig.check(kconfig.parse_config(shipped.replace("# CONFIG_WERROR is not set", "CONFIG_WERROR=y")), ["installer"])
+    assert any("CONFIG_WERROR" in str(problem) for problem in problems)
