@@ -11,7 +11,11 @@ from gentoo_zfs_livecd.checkout import ROOT
 from gentoo_zfs_livecd.catalyst.grammar import volume_id_problem
 from gentoo_zfs_livecd.errors import UserError
 
+# Both keys are in gentoo-release.asc (sec-keys/openpgp-keys-gentoo-release-20260125, gentoo/gentoo
+# commit 0ba7d8b1). The release key signs stage3 listings and DIGESTS; the repository mirrors'
+# key signs the commits of the sync repository (repo/sync/gentoo.git, gentoo-mirror/gentoo).
 RELEASE_KEY = "13EBBDBEDE7A12775DFDB1BABB572E0E2D182910"
+SYNC_REPO_KEY = "EF9538C9E8E64311A52CDEDFA13D0EF1914E7A72"
 RELEASE_KEYRING = "/usr/share/openpgp-keys/gentoo-release.asc"
 STAGES = ("stage1", "stage2", "stage3")
 RULE_SETS = ("openzfs", "gentoo-zfs", "livecd", "installer", "legacy-2013")
@@ -126,7 +130,7 @@ SCHEMA = {
     "snapshot.treeish": Field(str, "stable", spec=True, check=_treeish),
     "snapshot.repo_url": Field(str, "https://anongit.gentoo.org/git/repo/sync/gentoo.git"),
     "snapshot.keyring": Field("path", RELEASE_KEYRING, spec=True),
-    "snapshot.fingerprint": Field(str, RELEASE_KEY, check=_fingerprint),
+    "snapshot.fingerprint": Field(str, SYNC_REPO_KEY, check=_fingerprint),
     "snapshot.keep": Field(int, 3),
     "snapshot.rebuild": Field(str, "relevant", choices=("relevant", "always")),
     "snapshot.full_rebuild_days": Field("int?", 7, check=_at_least_one_day),

@@ -260,3 +260,15 @@ def test_installer_rules_refuse_werror():
     shipped = (ROOT / "kernel-configs" / "genkernel-amd64.config").read_text()
     problems = kconfig.check(kconfig.parse_config(shipped.replace("# CONFIG_WERROR is not set", "CONFIG_WERROR=y")), ["installer"])
     assert any("CONFIG_WERROR" in str(problem) for problem in problems)
+
+
+def test_each_input_is_checked_against_the_key_that_signs_it():
+    """gentoo-release.asc: the repository mirrors' key signs sync-repo commits, the release key
+    signs stage3 listings and DIGESTS (sec-keys/openpgp-keys-gentoo-release, www.gentoo.org)."""
+    schema = config_module.SCHEMA
+    assert schema["snapshot.repo_url"].default.endswith("/repo/sync/gentoo.git")
+    assert schema["snapshot.fingerprint"].default == "EF9538C9E8E64311A52CDEDFA13D0EF1914E7A72"
+    assert schema["seed.fingerprint"].default == "13EBBDBEDE7A12775DFDB1BABB572E0E2D182910"
+    shipped = yaml.safe_load((ROOT / "config.yaml").read_text())
+    assert shipped["snapshot"]["fingerprint"] == schema["snapshot.fingerprint"].default
+    assert shipped["seed"]["fingerprint"] == schema["seed.fingerprint"].default
