@@ -12,10 +12,14 @@ from gentoo_zfs_livecd.checkout import ROOT
 from gentoo_zfs_livecd.catalyst.grammar import PATH, TEXT, WORD, value_problem, volume_id_problem
 from gentoo_zfs_livecd.errors import UserError
 
+# Both keys are in gentoo-release.asc (sec-keys/openpgp-keys-gentoo-release-20260125, gentoo/gentoo
+# commit 0ba7d8b1). The release key signs stage3 listings and DIGESTS; the repository mirrors'
+# key signs the commits of the sync repository (repo/sync/gentoo.git, gentoo-mirror/gentoo).
 RELEASE_KEY = "13EBBDBEDE7A12775DFDB1BABB572E0E2D182910"
+SYNC_REPO_KEY = "EF9538C9E8E64311A52CDEDFA13D0EF1914E7A72"
 RELEASE_KEYRING = "/usr/share/openpgp-keys/gentoo-release.asc"
 STAGES = ("stage1", "stage2", "stage3")
-RULE_SETS = ("openzfs", "gentoo-zfs", "livecd", "legacy-2013")
+RULE_SETS = ("openzfs", "gentoo-zfs", "livecd", "installer", "legacy-2013")
 # Catalyst's plain tarball modes (their extensions: grammar.tarball_extension).
 COMPRESSION_MODES = ("lbzip2", "bzip2", "xz", "pixz", "gzip", "tar", "lzip", "lzma", "lzop")
 
@@ -87,6 +91,7 @@ CD_PACKAGES = [
     "app-admin/sudo",
     "app-admin/sysklogd",
     "app-arch/unzip",
+    "app-crypt/gnupg",
     "app-editors/nano",
     "app-editors/vim",
     "app-misc/livecd-tools",
@@ -97,11 +102,17 @@ CD_PACKAGES = [
     "net-misc/chrony",
     "net-misc/curl",
     "net-misc/dhcpcd",
+    "net-misc/iputils",
     "net-misc/networkmanager",
+    "net-misc/openssh",
     "net-misc/rsync",
     "net-misc/wget",
+    "net-wireless/iw",
+    "net-wireless/wpa_supplicant",
+    "sys-apps/busybox",
     "sys-apps/dmidecode",
     "sys-apps/gptfdisk",
+    "sys-apps/iproute2",
     "sys-apps/memtest86+",
     "sys-apps/nvme-cli",
     "sys-apps/pciutils",
@@ -115,20 +126,23 @@ CD_PACKAGES = [
     "sys-fs/e2fsprogs",
     "sys-fs/lvm2",
     "sys-fs/mdadm",
+    "sys-fs/ntfs3g",
     "sys-fs/xfsprogs",
     "sys-kernel/linux-firmware",
     "sys-process/htop",
 ]
 
 SCHEMA = {
-    "storedir": Field("path", "/var/tmp/catalyst", spec=PATH),
+    # One token: the ISO spec names a package cache under it (pkgcache_path), and Catalyst splits
+    # spec values at whitespace.
+    "storedir": Field("path", "/var/tmp/catalyst", spec=WORD),
     "arch": Field(str, "amd64", spec=WORD),
     "subarch": Field(str, "amd64", spec=WORD),
     "rel_type": Field(str, "23.0-zfs", spec=WORD, check=_no_slash_or_space),
     "profile": Field(str, "default/linux/amd64/23.0", spec=WORD),
     "version_stamp": Field(str, "auto", spec=WORD, check=_no_slash_or_space),
     "compression_mode": Field(str, "pixz", spec=WORD, choices=COMPRESSION_MODES),
-    "stages": Field(list, ["stage1", "stage2", "stage3"]),
+    "stages": Field(list, ["stage1", "stage3"]),
     "repos": Field(list, [], spec=WORD),
     "catalyst.command": Field(list, ["catalyst"]),
     "catalyst.jobs": Field(int, 4, check=_at_least(1, " (parallel jobs)")),
@@ -140,7 +154,7 @@ SCHEMA = {
     "snapshot.treeish": Field(str, "stable", spec=WORD, check=_treeish),
     "snapshot.repo_url": Field(str, "https://anongit.gentoo.org/git/repo/sync/gentoo.git"),
     "snapshot.keyring": Field("path", RELEASE_KEYRING, spec=PATH),
-    "snapshot.fingerprint": Field(str, RELEASE_KEY, check=_fingerprint),
+    "snapshot.fingerprint": Field(str, SYNC_REPO_KEY, check=_fingerprint),
     "snapshot.keep": Field(int, 3, check=_at_least(1, " (snapshots kept)")),
     "snapshot.rebuild": Field(str, "relevant", choices=("relevant", "always")),
     "snapshot.full_rebuild_days": Field("int?", 7, check=_at_least_one_day),
@@ -161,11 +175,12 @@ SCHEMA = {
     "kernel.extra_rules": Field(dict, {}),
     "kernel.strict_legacy": Field(bool, False),
     "kernel.source_tree": Field("path?", None),
-    "kernel.packages": Field(list, ["--usepkg", "n", "sys-fs/zfs"], spec=WORD),
+    "kernel.packages": Field(list, ["--usepkg", "n", "--getbinpkg", "n", "sys-fs/zfs"], spec=WORD),
     "kernel.dracut_args": Field(list, [
-        "--xz", "--no-hostonly", "-a", "dmsquash-live", "-a", "mdraid", "-o", "btrfs", "-o", "crypt",
-        "-o", "i18n", "-o", "usrmount", "-o", "lunmask", "-o", "qemu", "-o", "qemu-net",
-        "-o", "nvdimm", "-o", "multipath", "-I", "busybox"], spec=WORD),
+        "--xz", "--no-hostonly", "-a", "dmsquash-live", "-a", "dmsquash-live-ntfs", "-a", "mdraid",
+        "-o", "btrfs", "-o", "crypt", "-o", "i18n", "-o", "usrmount", "-o", "lunmask", "-o", "qemu",
+        "-o", "qemu-net", "-o", "nvdimm", "-o", "multipath", "-i", "/lib/keymaps", "/lib/keymaps",
+        "-I", "busybox"], spec=WORD),
     "livecd.profile": Field(str, "default/linux/amd64/23.0/no-multilib", spec=WORD),
     "livecd.iso": Field(str, "install-amd64-zfs-{version_stamp}.iso", spec=WORD, check=_bare_name),
     "livecd.volid": Field(str, "Gentoo-ZFS-amd64-{datestamp}", spec=TEXT),
@@ -174,7 +189,7 @@ SCHEMA = {
     "livecd.bootargs": Field(list, ["dokeymap", "nodhcp"], spec=WORD),
     "livecd.use": Field(list, ["compile-locales", "fbcon", "livecd", "socks5", "unicode", "xml"], spec=WORD),
     "livecd.packages": Field(list, CD_PACKAGES, spec=WORD),
-    "livecd.rcadd": Field(list, ["NetworkManager|default"], spec=WORD),
+    "livecd.rcadd": Field(list, ["dbus|default", "NetworkManager|default"], spec=WORD),
     "livecd.fsscript": Field("path", "overlay/fsscripts/livecd-stage2.sh", spec=WORD),
     "livecd.root_overlay": Field("path", "overlay/root_overlay", spec=WORD),
     "livecd.overlay": Field("path", "overlay/cd_overlay", spec=WORD),

@@ -21,7 +21,8 @@ def check_compat(build) -> None:
     result = zfscompat.snapshot_compat(sqfs, **zfscompat_arguments(build), ranges_path=ZFS_KERNEL_RANGES)
     pins.write(build.paths.pin("compat"), dataclasses.asdict(result))
     say(f"   compat: {result.kernel_package}-{result.kernel_version} with "
-        f"{result.zfs_package}-{result.zfs_version} (supports Linux {result.linux_min} to {result.linux_max})")
+        f"{result.zfs_package}-{result.zfs_version} (supports Linux {result.linux_min} to {result.linux_max}, "
+        f"from {result.bounds_from})")
 
 
 def zfscompat_arguments(build) -> dict:

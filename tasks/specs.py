@@ -6,6 +6,8 @@ stage, and written as the stage's pin, which its spec and its artifacts' names f
 """
 import hashlib
 import json
+import shutil
+from pathlib import Path
 
 from doit import create_after
 
@@ -106,6 +108,10 @@ def write_specs(build) -> None:
         atomic.write_if_changed(paths.spec(stage), text)
     atomic.write_if_changed(paths.catalyst_conf, render.catalyst_conf(build))
     atomic.write_if_changed(paths.catalystrc, render.catalystrc(build))
+    if build.get("catalyst.pkgcache"):
+        for stale in render.stale_kernel_caches(build):
+            shutil.rmtree(stale)
+            say(f"   specs: removed {stale} (package cache of an earlier kernel config)")
 
 
 # Created once `snapshot` has run: the pin it writes names the artifacts (`version_stamp: auto`).
@@ -116,7 +122,9 @@ def task_specs():
     own_files = dict.fromkeys(f for stage in build.chain() for f in own_input_files(build, stage))
     return {
         "actions": [(write_specs, [build.declared(SETTINGS)])],
-        "file_dep": [build.paths.pin("snapshot"), *sorted(checkout.SPECS_DIR.glob("*.j2")), *own_files],
+        # The kernel config's content names the ISO stage's package cache.
+        "file_dep": [build.paths.pin("snapshot"), Path(build.get("kernel.config")),
+                     *sorted(checkout.SPECS_DIR.glob("*.j2")), *own_files],
         "uptodate": [settings_changed(build, SETTINGS)],
         "targets": outputs(build),
         "task_dep": ["check", "snapshot", "confdirs"] +

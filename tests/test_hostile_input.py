@@ -75,7 +75,9 @@ def test_yaml_booleans_switch_the_boot_test(restore):
 
 def test_paths_may_hold_any_other_unicode(restore, tmp_path):
     project = restore
-    store = tmp_path / "st\u00f6re \U0001F600 \u4e2d"
+    project.configure(storedir=str(tmp_path / "st\u00f6re \u4e2d"))
+    assert_one_line_error(project.doit("check"), "config.yaml:storedir")  # a spec path: one token
+    store = tmp_path / "st\u00f6re-\U0001F600-\u4e2d"
     project.configure(storedir=str(store), catalyst={"distdir": str(tmp_path / "dist\u00e9 files")})
     result = project.doit("check")
     assert result.returncode == 0, result.stdout + result.stderr

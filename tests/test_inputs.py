@@ -37,10 +37,10 @@ def test_stable_is_pinned_and_followed_only_on_refresh(upstream, tmp_path):
     assert project.build("refresh=1") == []
     assert (pin.read_text(), pin.stat().st_mtime_ns) == first
 
-    upstream.commit(date="2026-03-01T12:00:00Z")
+    upstream.commit(date="2030-03-01T12:00:00Z")  # after the first commit, made now: stable moves forward
     assert project.build() == []  # without refresh the pin stands
     assert project.build("refresh=1") == ["snapshot", *EVERY_STAGE]
-    assert "20260301T120000Z" in pin.read_text()
+    assert "20300301T120000Z" in pin.read_text()
 
     upstream.commit(sign=None)
     before = pin.read_text()

@@ -215,7 +215,7 @@ def test_unknown_rule_set_lists_known_ones():
     with pytest.raises(UserError) as error:
         kconfig.check(kconfig.parse_config(""), ["livecd", "zfs"])
     assert str(error.value) == ("unknown kernel rule set 'zfs'; known rule sets: openzfs, "
-                                "gentoo-zfs, livecd, legacy-2013")
+                                "gentoo-zfs, livecd, installer, legacy-2013")
 
 
 def test_a_single_rule_set_name_as_string(tmp_path):

@@ -263,3 +263,54 @@ def test_atoms_and_pins():
 def test_mask_lines_for_kernels_without_virtual():
     assert zfscompat.kernel_mask_lines("sys-kernel/gentoo-kernel", "6.12.41-r1", []) == [
         ">sys-kernel/gentoo-kernel-6.12.41-r1", ">virtual/dist-kernel-6.12.41"]
+
+
+# --- bounds from the snapshot's own ebuilds (what actually stops the build) -------------------
+# zfs-kmod 2.2/2.3 (gentoo/gentoo, read_file of a zfs-kmod ebuild): MODULES_KERNEL_MAX=6.7 and
+# MODULES_KERNEL_MIN=3.10 at the top, ZFS_KERNEL_COMPAT="${MODULES_KERNEL_MAX}" further down.
+KMOD_BOUNDS = 'EAPI=8\nMODULES_KERNEL_MAX={high}\nMODULES_KERNEL_MIN={low}\nZFS_KERNEL_COMPAT="${{MODULES_KERNEL_MAX}}"\n'
+
+
+def with_bounds(sqfs_dir, package, version, low, high, zfs=None):
+    """A snapshot whose `package`-`version` ebuild states the kernel bounds."""
+    extra = {}
+    if package == "sys-fs/zfs-kmod":
+        extra[package] = {version: "amd64"}
+    sqfs = snapshot(sqfs_dir, zfs=zfs, extra=extra)
+    tree = sqfs_dir / "tree" / package / f"{package.split('/')[1]}-{version}.ebuild"
+    tree.write_text(KMOD_BOUNDS.format(low=low, high=high) + tree.read_text())
+    subprocess.run(["mksquashfs", str(sqfs_dir / "tree"), str(sqfs), "-quiet", "-no-progress", "-noappend"],
+                   check=True)
+    return sqfs
+
+
+def test_bounds_come_from_zfs_kmod_for_2_3(tmp_path):
+    # The table says 6.16 for 2.3.4; the ebuild says 6.12: the ebuild wins.
+    sqfs = with_bounds(tmp_path, "sys-fs/zfs-kmod", "2.3.4", "4.18", "6.12")
+    result = zfscompat.snapshot_compat(sqfs, "amd64", kernel_pin="6.12", ranges_path=RANGES)
+    assert (result.linux_min, result.linux_max) == ("4.18", "6.12")
+    assert result.bounds_from == "sys-fs/zfs-kmod-2.3.4.ebuild"
+    with pytest.raises(UserError, match=r"ZFS 2.3.4 supports Linux 4.18 to 6.12; this build selects 6.16.12"):
+        zfscompat.snapshot_compat(sqfs, "amd64", ranges_path=RANGES)
+
+
+def test_bounds_come_from_zfs_itself_from_2_4(tmp_path):
+    sqfs = with_bounds(tmp_path, "sys-fs/zfs", "2.4.9", "5.10", "6.18", zfs={"2.4.9": "amd64"})
+    result = zfscompat.snapshot_compat(sqfs, "amd64", ranges_path=RANGES)
+    assert (result.zfs_version, result.linux_min, result.linux_max) == ("2.4.9", "5.10", "6.18")
+    assert result.bounds_from == "sys-fs/zfs-2.4.9.ebuild"
+
+
+def test_table_is_only_a_labelled_fallback(tmp_path):
+    result = zfscompat.snapshot_compat(snapshot(tmp_path), "amd64", ranges_path=RANGES)
+    assert result.bounds_from.startswith(str(RANGES)) and "fallback" in result.bounds_from
+
+
+@pytest.mark.parametrize("text, bounds", [
+    ('MODULES_KERNEL_MAX=6.7\nMODULES_KERNEL_MIN=3.10\n', ("3.10", "6.7")),
+    ('\tZFS_KERNEL_COMPAT="6.0"\n', (None, "6.0")),
+    ('ZFS_KERNEL_COMPAT="${MODULES_KERNEL_MAX}"\nMODULES_KERNEL_MAX=6.19\n', (None, "6.19")),
+    ('unset MODULES_KERNEL_MAX\n', (None, None)),
+])
+def test_ebuild_kernel_bounds(text, bounds):
+    assert zfscompat.ebuild_kernel_bounds(text) == bounds

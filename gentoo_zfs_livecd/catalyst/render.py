@@ -3,6 +3,10 @@
 Templates are Jinja2 with StrictUndefined: a name the template uses but the config does not
 provide is an error, not an empty value. Every rendered spec goes through the linter.
 """
+import hashlib
+from pathlib import Path
+from urllib.parse import urlsplit
+
 from gentoo_zfs_livecd.catalyst import grammar
 from gentoo_zfs_livecd.checkout import SPECS_DIR
 from gentoo_zfs_livecd.errors import UserError
@@ -10,17 +14,23 @@ from gentoo_zfs_livecd.paths import STAGE_TARGETS, TEMPLATES
 from gentoo_zfs_livecd.project import Build
 
 PLACEHOLDER_SHA = "0" * 40
+# Catalyst 4.1.1 kmerge.sh merges sys-kernel/gentoo-kernel with pkgcache's --usepkg, and the
+# config fragment in /etc/kernel/config.d is no part of a binary package's identity; so the ISO
+# stage gets a package cache of its own for each kernel config (<storedir>/packages/...).
+KERNEL_CACHE_INFIX = "-kconfig-"
+# A dist kernel from a binhost was built with Gentoo's config, not this project's fragment.
+DIST_KERNEL = "sys-kernel/gentoo-kernel"
 # What rendering reads: the specs (with the stage chain and the paths of its artifacts) ...
 SPEC_SETTINGS = (
     "stages", "subarch", "rel_type", "profile", "livecd.profile", "compression_mode", "portage.stages_confdir",
     "portage.isos_confdir", "portage.prefix", "repos", "catalyst.jobs", "kernel.mode", "kernel.sources",
     "kernel.config", "kernel.packages", "kernel.dracut_args", "livecd.volid", "livecd.type", "livecd.bootargs",
     "livecd.use", "livecd.packages", "livecd.rcadd", "livecd.fsscript", "livecd.root_overlay", "livecd.overlay",
-    "catalyst.binhost",
+    "catalyst.binhost", "catalyst.pkgcache", "storedir",
 )
 # ... and catalyst.conf with catalystrc.
 CONF_SETTINGS = ("catalyst.pkgcache", "catalyst.kerncache", "catalyst.distdir", "catalyst.jobs",
-                 "catalyst.load_average", "catalyst.binhost")
+                 "catalyst.load_average", "catalyst.binhost", "kernel.mode")
 
 
 def stage_values(build: Build, pin: dict) -> dict:
@@ -87,7 +97,46 @@ def template_context(build: Build, for_check: bool = False) -> dict:
         "livecd_fsscript": build.get("livecd.fsscript"),
         "livecd_root_overlay": build.get("livecd.root_overlay"),
         "livecd_overlay": build.get("livecd.overlay"),
+        "binrepo_path": binhost_split(build.get("catalyst.binhost"))[1],
+        "iso_pkgcache_path": str(iso_pkgcache(build)) if build.get("catalyst.pkgcache") else "",
     }
+
+
+def binhost_split(url: str | None) -> tuple[str, str]:
+    """(catalyst.conf `binhost`, spec `binrepo_path`) for a binary package repository URL.
+
+    Catalyst 4.1.1 writes binrepos.conf only when both are set, with sync-uri = binhost +
+    binrepo_path (stagebase.write_binrepos_conf), so the URL is cut after its host."""
+    if not url:
+        return "", ""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/", parts.path.lstrip("/")
+
+
+def kernel_config_digest(build: Build) -> str:
+    return hashlib.sha256(Path(build.get("kernel.config")).read_bytes()).hexdigest()[:16]
+
+
+def iso_pkgcache(build: Build) -> Path:
+    """The ISO stage's binary package cache, one per kernel config."""
+    return kernel_caches_dir(build) / (kernel_cache_prefix(build) + kernel_config_digest(build))
+
+
+def kernel_caches_dir(build: Build) -> Path:
+    return build.paths.storedir / "packages" / build.get("rel_type")
+
+
+def kernel_cache_prefix(build: Build) -> str:
+    return f"{STAGE_TARGETS['iso']}-{build.get('subarch')}{KERNEL_CACHE_INFIX}"
+
+
+def stale_kernel_caches(build: Build) -> list:
+    """The ISO stage's package caches made for kernel configs other than the current one."""
+    folder, current = kernel_caches_dir(build), iso_pkgcache(build)
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.glob(kernel_cache_prefix(build) + "*")
+                  if path.is_dir() and path != current)
 
 
 def _environment():
@@ -168,11 +217,19 @@ def catalyst_conf(build: Build) -> str:
     if build.get("catalyst.load_average") is not None:
         settings["load-average"] = build.get("catalyst.load_average")
     if build.get("catalyst.binhost"):
-        settings["binhost"] = build.get("catalyst.binhost")
+        settings["binhost"] = binhost_split(build.get("catalyst.binhost"))[0]
     return "# Generated from config.yaml by gentoo-zfs-livecd; edit config.yaml instead.\n" + tomli_w.dumps(settings)
 
 
 def catalystrc(build: Build) -> str:
-    return ("# Generated from config.yaml by gentoo-zfs-livecd; sourced by Catalyst in the chroot.\n"
-            f"export MAKEOPTS=\"-j{build.get('catalyst.jobs')}\"\n")
+    """Sourced after Catalyst set MAKEOPTS from jobs and load-average (4.1.1 setup_environment),
+    so it repeats both; in dist mode no binhost may supply the kernel."""
+    makeopts = f"-j{build.get('catalyst.jobs')}"
+    if build.get("catalyst.load_average") is not None:
+        makeopts += f" -l{build.get('catalyst.load_average')}"
+    lines = ["# Generated from config.yaml by gentoo-zfs-livecd; sourced by Catalyst in the chroot.",
+             f'export MAKEOPTS="{makeopts}"']
+    if build.get("kernel.mode") == "dist":
+        lines.append(f'export EMERGE_DEFAULT_OPTS="${{EMERGE_DEFAULT_OPTS}} --getbinpkg-exclude {DIST_KERNEL}"')
+    return "\n".join(lines) + "\n"
 

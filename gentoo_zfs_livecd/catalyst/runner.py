@@ -19,6 +19,7 @@ from gentoo_zfs_livecd import atomic, lock, pins, stamps
 from gentoo_zfs_livecd.catalyst.argv import CatalystArgv
 from gentoo_zfs_livecd.console import prefix, say
 from gentoo_zfs_livecd.errors import UserError
+from gentoo_zfs_livecd.paths import STAGE_TARGETS
 from gentoo_zfs_livecd.files import tail_lines
 
 STEP = re.compile(r"Running action sequence: (\S+)|Creating .* tree snapshot (\S+)")
@@ -189,15 +190,24 @@ def prune_caches(storedir: Path, rel_type: str, in_use: set, keep: int) -> list:
     return removed
 
 
+def resumes(task: str, attempt: dict, inputs: str) -> bool:
+    """Whether a run may keep Catalyst's autoresume state: only a retry of a failed attempt
+    with identical inputs, and never for livecd-stage2. Its kernel step calls os.makedirs on
+    /etc/kernel/config.d without exist_ok (Catalyst 4.0.0 to 4.1.1 and master df01e21b,
+    stagebase._copy_kernel_config), so a retry in the kept chroot fails with FileExistsError."""
+    return (STAGE_TARGETS[task] != "livecd-stage2"
+            and attempt.get("inputs") == inputs and attempt.get("outcome") == "failed")
+
+
 def build_stage(task: str, catalyst: CatalystArgv, rehearsal: bool, spec: str, targets: list,
                 inputs: str, attempt_file: str, stamp_store: str, logs: str, history_file: str,
                 record: dict | None = None) -> None:
-    """doit action of a stage task: Catalyst with `-a` unless retrying identical inputs.
+    """doit action of a stage task: Catalyst with `-a` unless `resumes`.
     `record`: where to note what the stage holds, read in the one pass that hashes its targets."""
     preflight(catalyst, rehearsal)
     attempt = pins.read(attempt_file) or {}
     require_room(task, Path(targets[0]).parent, attempt.get("produced"))
-    resume = attempt.get("inputs") == inputs and attempt.get("outcome") == "failed"
+    resume = resumes(task, attempt, inputs)
     remove(targets)
     for target in targets:
         stamps.forget(Path(stamp_store), target)

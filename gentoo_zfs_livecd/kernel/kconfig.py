@@ -180,6 +180,17 @@ RULE_SETS = {
             (Rule("CONFIG_BLK_DEV_DM", "y/m"), Rule("CONFIG_DM_SNAPSHOT", "y/m")),
         )),
     ] + _rules({"EFI": "y", "EFI_STUB": "y", "VFAT_FS": "y/m", "DEVTMPFS": "y"}),
+    # What the CD's own tools are for (config.yaml livecd.packages): the filesystems
+    # e2fsprogs, xfsprogs, btrfs-progs and dosfstools create, the EFI variables efibootmgr
+    # writes, md RAID for mdadm, device-mapper for lvm2, and dm-crypt with cryptsetup's
+    # default LUKS2 cipher aes-xts-plain64. WERROR off: new compiler warnings must not stop
+    # the kernel or the out-of-tree ZFS module.
+    "installer": _rules({
+        "EXT4_FS": "y/m", "XFS_FS": "y/m", "BTRFS_FS": "y/m", "VFAT_FS": "y/m", "EFIVAR_FS": "y/m",
+        "MD": "y", "BLK_DEV_MD": "y/m", "MD_RAID0": "y/m", "MD_RAID1": "y/m", "MD_RAID10": "y/m",
+        "MD_RAID456": "y/m", "BLK_DEV_DM": "y/m", "DM_CRYPT": "y/m", "CRYPTO_AES": "y/m",
+        "CRYPTO_XTS": "y/m", "WERROR": "off",
+    }),
     # What the 2013 tutorial demanded; kept so old configs get an explanation, not an error.
     "legacy-2013": (_rules({"KALLSYMS": "y"}, _KALLSYMS_REASON)
                     + _rules({"PREEMPT_NONE": "y"}, _PREEMPT_REASON)),

@@ -28,6 +28,13 @@ _SUFFIX = re.compile(r"_(alpha|beta|pre|rc|p)(\d*)")
 _SUFFIX_ORDER = {"alpha": 0, "beta": 1, "pre": 2, "rc": 3, "p": 5}
 _NO_SUFFIX = 4
 _KEYWORDS = re.compile(r"^\s*KEYWORDS=([\"'])(.*?)\1", re.MULTILINE | re.DOTALL)
+# The bounds the ebuild that builds zfs.ko enforces (linux-mod-r1.eclass MODULES_KERNEL_MAX/_MIN;
+# zfs-kmod's pkg_setup dies above ZFS_KERNEL_COMPAT=${MODULES_KERNEL_MAX} and its RDEPEND caps
+# virtual/dist-kernel; older ebuilds set ZFS_KERNEL_COMPAT="x.y" alone).
+_KERNEL_BOUND = re.compile(r"""^\s*(MODULES_KERNEL_MAX|MODULES_KERNEL_MIN|ZFS_KERNEL_COMPAT)=["']?(\d+(?:\.\d+)*)["']?\s*$""",
+                           re.MULTILINE)
+# ZFS 2.3.x: sys-fs/zfs-kmod builds the module; from 2.4 sys-fs/zfs does.
+ZFS_MODULE_PACKAGES = ("sys-fs/zfs", "sys-fs/zfs-kmod")
 _ATOM = re.compile(r"^(?P<operator>[<>]=?|=|~)?(?P<rest>[A-Za-z0-9+_.*-]+/[A-Za-z0-9+_.*-]+)$")
 
 
@@ -276,15 +283,41 @@ def zfs_kernel_range(zfs_version: str, ranges: ZfsRanges) -> tuple:
     return bounds
 
 
+def ebuild_kernel_bounds(text: str) -> tuple:
+    """(min, max) kernel of an ebuild's MODULES_KERNEL_MIN/MAX (or ZFS_KERNEL_COMPAT); None where unset."""
+    found = {}
+    for name, value in _KERNEL_BOUND.findall(text):
+        found.setdefault(name, value)
+    return found.get("MODULES_KERNEL_MIN"), found.get("MODULES_KERNEL_MAX") or found.get("ZFS_KERNEL_COMPAT")
+
+
+def snapshot_kernel_range(sqfs, zfs_package: str, zfs_version: str) -> tuple | None:
+    """(linux_min, linux_max, ebuild) from the snapshot's ebuild of `zfs_version` that builds
+    zfs.ko, or None when no such ebuild states a maximum."""
+    for package in dict.fromkeys((zfs_package, *ZFS_MODULE_PACKAGES)):
+        if zfs_version not in list_ebuild_versions(sqfs, package):
+            continue
+        low, high = ebuild_kernel_bounds(read_ebuild(sqfs, package, zfs_version))
+        if high:
+            return low or "0", high, f"{package}-{zfs_version}.ebuild"
+    return None
+
+
 def fits(kernel_version: str, bounds: tuple) -> bool:
     return major_minor(bounds[0]) <= major_minor(kernel_version) <= major_minor(bounds[1])
 
 
 def check_compat(zfs_version: str, kernel_version: str, ranges: ZfsRanges,
                  available_kernels=(), kernel_package="sys-kernel/gentoo-kernel") -> None:
-    """UserError unless the kernel's major.minor is within the ZFS release's range; the
-    message names the newest of `available_kernels` that would fit."""
-    bounds = zfs_kernel_range(zfs_version, ranges)
+    """UserError unless the kernel's major.minor is within the ZFS release's range in the table."""
+    check_fit(zfs_version, kernel_version, zfs_kernel_range(zfs_version, ranges), available_kernels,
+              kernel_package)
+
+
+def check_fit(zfs_version: str, kernel_version: str, bounds: tuple, available_kernels=(),
+              kernel_package="sys-kernel/gentoo-kernel") -> None:
+    """UserError unless the kernel's major.minor is within `bounds`; the message names the
+    newest of `available_kernels` that would fit."""
     if fits(kernel_version, bounds):
         return
     name = kernel_package.split("/")[-1]
@@ -331,6 +364,7 @@ class CompatResult:
     linux_min: str
     linux_max: str
     mask_lines: tuple
+    bounds_from: str  # the ebuild the bounds were read from, or the fallback table
 
 
 def _select_kernel(sqfs, arch: str, atom: Atom, pin: str | None, stable: list) -> str:
@@ -374,10 +408,16 @@ def snapshot_compat(sqfs_path, arch: str = "amd64", kernel_package="sys-kernel/g
         raise UserError(f"{sqfs}: no stable ({arch}) {zfs_package} ebuild; check zfs_package "
                         f"or use a newer snapshot")
     zfs_version = max(stable_zfs, key=version_key)
-    ranges = load_ranges(ranges_path)
-    check_compat(zfs_version, kernel_version, ranges, stable_kernels, atom.package)
-    linux_min, linux_max = zfs_kernel_range(zfs_version, ranges)
+    from_ebuild = snapshot_kernel_range(sqfs, zfs_package, zfs_version)
+    if from_ebuild:
+        linux_min, linux_max, bounds_from = from_ebuild
+    else:
+        ranges = load_ranges(ranges_path)
+        linux_min, linux_max = zfs_kernel_range(zfs_version, ranges)
+        bounds_from = f"{ranges.path} (fallback: the snapshot's ZFS ebuilds state no MODULES_KERNEL_MAX)"
+    check_fit(zfs_version, kernel_version, (linux_min, linux_max), stable_kernels, atom.package)
     virtuals = (list_ebuild_versions(sqfs, DIST_KERNEL_VIRTUAL)
                 if atom.package in DIST_KERNEL_PACKAGES else [])
     return CompatResult(atom.package, kernel_version, zfs_package, zfs_version, linux_min,
-                        linux_max, tuple(kernel_mask_lines(atom.package, kernel_version, virtuals)))
+                        linux_max, tuple(kernel_mask_lines(atom.package, kernel_version, virtuals)),
+                        bounds_from)

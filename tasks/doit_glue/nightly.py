@@ -191,13 +191,14 @@ def warn_stale_lock(build, holder, label: str) -> None:
 
 def prune_caches(build) -> list:
     """Catalyst's package, kernel and work folders of targets and stamps this build no longer uses."""
-    from gentoo_zfs_livecd.catalyst import runner
+    from gentoo_zfs_livecd.catalyst import render, runner
     from gentoo_zfs_livecd.paths import STAGE_TARGETS
     paths = build.paths
     in_use = set()
     for stage in build.chain():
         unversioned = f"{STAGE_TARGETS[stage]}-{paths.subarch}"
         in_use |= {unversioned, f"{unversioned}-{paths.stamp(stage)}"}
+    in_use.add(render.iso_pkgcache(build).name)  # the ISO's package cache of this kernel config
     return runner.prune_caches(paths.storedir, paths.rel_type, in_use, build.get("nightly.keep_caches"))
 
 

@@ -37,6 +37,8 @@ class Project:
         self.store = where / "store"
         self.settings = {
             "storedir": str(self.store),
+            # Every stage task, the optional stage2 included, so the graph tests cover it too.
+            "stages": ["stage1", "stage2", "stage3"],
             "snapshot": {"treeish": self.sha, "repo_url": str(self.upstream)},
             "seed": {"file": str(self.seed)},
             "catalyst": {"command": [sys.executable, str(INSTRUMENTED_CATALYST)]},
