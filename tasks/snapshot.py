@@ -7,7 +7,7 @@ from tasks.doit_glue.actions import doit_action
 
 __all__ = ["task_snapshot"]
 
-SETTINGS = ("snapshot.treeish", "snapshot.repo_url", "snapshot.keyring", "snapshot.fingerprint", "snapshot.keep",
+SETTINGS = ("snapshot.treeish", "snapshot.repo_url", "snapshot.keyring", "snapshot.fingerprint", "snapshot.keep", "rel_type",
             "catalyst.command", *render.CONF_SETTINGS)
 
 
@@ -60,6 +60,7 @@ def update_snapshot(build) -> None:
            "stamp": gitrepo.stamp_from_date(date)}
     changed = pins.write(build.paths.pin("snapshot"), pin)
     say(f"   snapshot: {sha} ({date}){' (new)' if changed else ''}")
+    gitrepo.record_pin(build.paths.snapshots, build.get("rel_type"), sha)
     gitrepo.prune_snapshots(build.paths.snapshots, build.get("snapshot.keep"), sha)
 
 

@@ -212,7 +212,7 @@ def test_catalyst_3_and_a_missing_catalyst_are_refused_in_one_line(tmp_path):
     project.configure(catalyst={"command": ["no-such-catalyst"]})
     result = project.doit()
     errors = [line for line in result.stdout.splitlines() if line.startswith("ERROR")]
-    assert len(errors) == 1 and "not found" in errors[0] and "doit rehearse=1" in errors[0]
+    assert len(errors) == 1 and "not found" in errors[0] and "./build-iso rehearse=1" in errors[0]
     assert not (project.store / "builds").exists()
 
 

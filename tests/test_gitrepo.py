@@ -121,3 +121,16 @@ def test_verify_of_an_absent_commit_names_it(upstream, tmp_path):
     gitrepo.update_stable(bare, upstream.url)
     with pytest.raises(UserError, match=f"gentoo.git: {'1' * 40} is not a commit of this repository"):
         gitrepo.verify_commit(bare, "1" * 40, upstream.keyring, upstream.primary)
+
+
+def test_a_snapshot_another_build_pins_is_never_pruned(tmp_path):
+    shas = [f"{n:x}" * 40 for n in range(1, 5)]
+    for age, sha in enumerate(reversed(shas)):
+        path = tmp_path / f"gentoo-{sha}.sqfs"
+        path.write_bytes(b"snapshot")
+        os.utime(path, (1_700_000_000 - age * 100, 1_700_000_000 - age * 100))
+    gitrepo.record_pin(tmp_path, "23.0-other", shas[0])  # the oldest: another config's pin
+    gitrepo.record_pin(tmp_path, "23.0-zfs", shas[3])
+    removed = gitrepo.prune_snapshots(tmp_path, keep=1, pinned_sha=shas[3])
+    assert sorted(p.name for p in removed) == sorted(f"gentoo-{sha}.sqfs" for sha in shas[1:3])
+    assert (tmp_path / f"gentoo-{shas[0]}.sqfs").is_file()

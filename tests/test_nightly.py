@@ -99,6 +99,13 @@ def test_a_failing_stage_notifies_by_mail_and_webhook_and_keeps_the_release(proj
     assert payload["outcome"] == "failed" and payload["failed_task"] == "stage3"
     assert "Exception running action sequence build_packages" in payload["log_tail"]
     assert payload["log_path"].endswith("stage3.log")
+    # The history and the report name no ISO for this night: the one on disk is the last good night's.
+    last = json.loads((project.build_dir / "history.jsonl").read_text().splitlines()[-1])
+    assert (last["outcome"], last["iso_name"], last["artifacts"], last["versions"]) == ("failed", None, {}, {})
+    project.doit("report", check=True)
+    page = (project.build_dir / "report" / "index.html").read_text()
+    assert "<tr><th>ISO</th><td>–</td></tr>" in page
+    assert "Rehearsal" not in page
 
 
 def test_sigterm_stops_the_night_cleanly_and_keeps_what_finished(project):

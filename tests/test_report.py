@@ -1,4 +1,5 @@
 """The HTML report: page, plots, relative references, escaping, and a real browser's view."""
+import dataclasses
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -170,3 +171,11 @@ def test_chromium_check_sees_missing_images(tmp_path, chromium):
         (page.parent / source).unlink()
 
     assert plot_coloured_pixels(page, tmp_path) == 0
+
+
+def test_a_rehearsals_report_says_so(tmp_path):
+    runs = several_runs()
+    assert "Rehearsal" not in report.render_report(runs, tmp_path / "real").read_text()
+    rehearsed = [dataclasses.replace(run, rehearsal=True) for run in runs]
+    page = report.render_report(rehearsed, tmp_path / "rehearsal").read_text()
+    assert "Rehearsal: these runs used the Catalyst emulator" in page

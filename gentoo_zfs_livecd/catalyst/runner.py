@@ -47,7 +47,7 @@ def preflight(catalyst: CatalystArgv, rehearsal: bool) -> None:
     command = catalyst.command
     if shutil.which(command[0]) is None:
         raise UserError(f"catalyst.command: {command[0]!r} not found; install dev-util/catalyst 4.x "
-                        "on a Gentoo host, or try the whole build without it: doit rehearse=1")
+                        "on a Gentoo host, or try the whole build without it: ./build-iso rehearse=1")
     try:
         usage = subprocess.run(catalyst.usage(), capture_output=True, text=True, timeout=120).stdout
     except (OSError, subprocess.TimeoutExpired) as err:
@@ -56,7 +56,7 @@ def preflight(catalyst: CatalystArgv, rehearsal: bool) -> None:
         raise UserError(f"catalyst.command: {' '.join(command)} is Catalyst 3.x or older (no "
                         "git-treeish in --help); this project needs Catalyst 4.x")
     if not rehearsal and os.geteuid() != 0:
-        raise UserError("Catalyst must run as root; run doit as root (or rehearse: doit rehearse=1)")
+        raise UserError("Catalyst must run as root; run ./build-iso as root (or rehearse: ./build-iso rehearse=1)")
 
 
 def run(argv: list, log: Path, label: str, expected: float | None = None) -> int:

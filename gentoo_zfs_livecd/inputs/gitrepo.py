@@ -13,6 +13,7 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
+from gentoo_zfs_livecd.atomic import write_if_changed
 from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.files import beyond_newest
 from gentoo_zfs_livecd.inputs.openpgp import verify_by_program
@@ -144,16 +145,32 @@ def ensure_commit(bare_repo, url: str, sha: str) -> None:
         raise UserError(f"{url}: fetching {sha} did not bring that commit into {bare_repo}")
 
 
+PINNED_BY = ".pinned-by-"
+
+
+def record_pin(snapshots_dir, rel_type: str, sha: str) -> None:
+    """Note in the shared snapshots folder that the build of `rel_type` pins `sha`: configs that
+    share a storedir (one per rel_type) never prune a snapshot another one pins."""
+    write_if_changed(Path(snapshots_dir) / f"{PINNED_BY}{rel_type}", f"{sha}\n")
+
+
+def pinned_elsewhere(snapshots_dir) -> set:
+    """Every commit a build sharing this snapshots folder has pinned (record_pin)."""
+    return {marker.read_text().strip() for marker in Path(snapshots_dir).glob(f"{PINNED_BY}*")}
+
+
 def prune_snapshots(snapshots_dir, keep: int, pinned_sha, repo_name: str = "gentoo") -> list:
     """Remove `<repo_name>-<sha>.sqfs` snapshots beyond the `keep` newest (by mtime), never the
-    one of `pinned_sha`; return the removed paths. Other files are left alone."""
+    one of `pinned_sha` nor one another build pins; return the removed paths. Other files are
+    left alone."""
     snapshots_dir = Path(snapshots_dir)
     if not snapshots_dir.is_dir():
         return []
     pattern = re.compile(re.escape(repo_name) + r"-([0-9a-f]{40})\.sqfs")
     snapshots = [path for path in snapshots_dir.iterdir() if pattern.fullmatch(path.name) and path.is_file()]
+    pinned = {pinned_sha} | pinned_elsewhere(snapshots_dir)
     removed = beyond_newest(snapshots, keep, newest_key=lambda path: path.stat().st_mtime,
-                            protected={snapshots_dir / f"{repo_name}-{pinned_sha}.sqfs"})
+                            protected={snapshots_dir / f"{repo_name}-{sha}.sqfs" for sha in pinned})
     for path in removed:
         path.unlink()
     return removed

@@ -50,6 +50,7 @@ class RunRecord:
     versions: dict[str, str] = field(default_factory=dict)
     log_path: str | None = None
     decisions: list[str] = field(default_factory=list)  # one line per stage: kept or rebuild, and why
+    rehearsal: bool = False  # run against the Catalyst emulator (doit rehearse=1)
 
     def task(self, name: str) -> TaskRun | None:
         return next((t for t in self.tasks if t.name == name), None)

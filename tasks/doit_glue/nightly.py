@@ -139,17 +139,19 @@ def decision_lines(build, ran) -> list:
 def record(build, start, outcome, failed_task, log_path):
     from gentoo_zfs_livecd.nightly import history
     from tasks.doit_glue import reporter
-    info = {}
-    if build.paths.build_info.is_file():
-        info = json.loads(build.paths.build_info.read_text())
-    artifacts = {p.name: p.stat().st_size for p in build.paths.targets("iso") if p.is_file()}
+    ran = [name for name, status, _ in reporter.EVENTS if status == "ran"]
+    # A night that did not build or check an ISO of its own names none: the one on disk is older.
+    iso, artifacts, versions = None, {}, {}
+    if outcome == "succeeded" or "verify" in ran:
+        info = json.loads(build.paths.build_info.read_text()) if build.paths.build_info.is_file() else {}
+        iso = build.paths.iso_name
+        artifacts = {p.name: p.stat().st_size for p in build.paths.targets("iso") if p.is_file()}
+        versions = {"kernel": info.get("kernel_release"), "zfs": info.get("zfs_version")}
     entry = history.RunRecord(
         start=start, end=now(), outcome=outcome, failed_task=failed_task,
         tasks=[history.TaskRun(name, status, seconds) for name, status, seconds in reporter.EVENTS],
-        iso_name=build.paths.iso_name, artifacts=artifacts,
-        versions={"kernel": info.get("kernel_release"), "zfs": info.get("zfs_version")},
-        log_path=str(log_path),
-        decisions=decision_lines(build, [name for name, status, _ in reporter.EVENTS if status == "ran"]))
+        iso_name=iso, artifacts=artifacts, versions=versions, log_path=str(log_path),
+        decisions=decision_lines(build, ran), rehearsal=build.rehearsal)
     history.append(build.paths.history, entry)
 
 
