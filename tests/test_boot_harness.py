@@ -9,7 +9,6 @@ import pytest
 
 from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.iso import qemuboot
-from tests.support import bootsupport
 
 CONSOLE_LOGS = Path(__file__).parent / "data/console"
 QEMU = "qemu-system-x86_64"

@@ -68,6 +68,9 @@ def iso_for(fixture):
             zfsguest.build_grub_iso(work / "test.iso", work / "iso", vmlinuz=fixture.kernel.vmlinuz,
                                     initramfs=initramfs, volid=VOLID, bootargs=bootargs)
             os.replace(work / "test.iso", iso)
+        for stale in ISO_CACHE.glob(f"{variant}-*.iso"):
+            if stale != iso:
+                stale.unlink()
         return iso
 
     return build
@@ -160,3 +163,15 @@ def test_without_trigger_the_selftest_does_nothing_and_the_harness_times_out(tmp
 def test_probe_counts_an_accelerator_as_working_when_it_keeps_pace_with_tcg(tmp_path, fixture):
     assert qemuboot.accel_starts_kernel(QEMU, fixture.kernel.vmlinuz, tmp_path, candidate="tcg")
     assert not qemuboot.accel_starts_kernel(QEMU, zfsguest.SELFTEST_SCRIPT, tmp_path, candidate="tcg", cap=20)
+
+
+def test_guest_has_only_the_cds_commands(tmp_path, fixture):
+    root = zfsguest.build_guest_root(tmp_path / "root", fixture, userland=fixture.userland)
+    on_path = {path.name for path in (root / "usr/bin").iterdir()}
+    assert on_path <= set(zfsguest.livecd_commands()), sorted(on_path - set(zfsguest.livecd_commands()))
+    assert {"bash", "sh", "zpool", "zfs", "zgenhostid", "modprobe", "udevadm", "sha256sum", "poweroff"} <= on_path
+    assert "cmp" not in on_path and (root / "usr/bin/sh").readlink() == Path("bash")
+    for link, target in (("bin", "usr/bin"), ("sbin", "usr/bin"), ("usr/sbin", "bin")):
+        assert (root / link).readlink() == Path(target), "every PATH directory is the one checked above"
+    rules = {path.name for path in (root / "lib/udev/rules.d").iterdir()}
+    assert {"60-persistent-storage.rules", "69-vdev.rules", "90-zfs.rules"} <= rules

@@ -41,8 +41,9 @@ KVM_GRACE_S = 5.0
 PROBE_CAP_S = 600.0
 FIRMWARES = ("bios", "uefi")
 MEDIA = ("cdrom", "usb")
-# Debian's ovmf package (checked: bookworm's file list) and Gentoo's sys-firmware/edk2-bin
-# (sys-firmware/edk2-bin ebuild installs /usr/share/edk2/OvmfX64/).
+# Debian 12's ovmf package (its files as installed on the CI machine) and Gentoo's
+# sys-firmware/edk2-bin (gentoo/gentoo sys-firmware/edk2-bin/edk2-bin-202605.ebuild at 0a25b968:
+# /usr/share/edk2/OvmfX64/, with OVMF_CODE.fd and OVMF_VARS.fd).
 OVMF_PAIRS = (
     ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
     ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
