@@ -14,6 +14,8 @@ from tasks.doit_glue.actions import doit_action, settings_changed
 __all__ = ["task_boottest", "boot_test_wanted", "boot_test_result"]
 
 SETTINGS = ("boottest.enabled", "boottest.timeout", "boottest.accel", "boottest.memory", "boottest.qemu")
+# What users boot: the ISO through GRUB under SeaBIOS and under UEFI firmware (OVMF).
+FIRMWARES = ("bios", "uefi")
 
 
 def boot_test_wanted(build) -> bool:
@@ -42,23 +44,31 @@ def run_boot_test(build) -> None:
             "app-emulation/qemu); publish will refuse an untested ISO")
         atomic.write_text(result_file(build), json.dumps({"outcome": "skipped", "reason": f"{qemu} not found"}))
         return
-    try:
-        result = qemuboot.run_boot_test(
-            build.paths.iso, build.paths.boottest_dir / "work", build.paths.boot_console,
-            timeout=build.get("boottest.timeout"), accel=build.get("boottest.accel"), qemu=qemu,
-            memory_mb=build.get("boottest.memory"))
-    except qemuboot.BootTestError as err:
-        sys.stderr.write("".join(f"{prefix()}  | {line}\n" for line in err.tail))
-        raise UserError(str(err)) from None
+    # Probed once: the answer does not depend on the firmware.
+    accel = qemuboot.choose_accel(build.get("boottest.accel"), qemuboot.find_qemu(qemu), build.paths.iso,
+                                  build.paths.boottest_dir / "work")
+    boots = []
+    for firmware in FIRMWARES:
+        console_log = build.paths.boot_console.with_name(f"console-{firmware}.log")
+        try:
+            result = qemuboot.run_boot_test(
+                build.paths.iso, build.paths.boottest_dir / "work" / firmware, console_log, firmware=firmware,
+                timeout=build.get("boottest.timeout"), accel=accel, qemu=qemu,
+                memory_mb=build.get("boottest.memory"))
+        except qemuboot.BootTestError as err:
+            sys.stderr.write("".join(f"{prefix()}  | {line}\n" for line in err.tail))
+            raise UserError(f"{firmware}: {err}") from None
+        boots.append({"firmware": firmware, "kernel": result.kernel, "zfs": result.zfs,
+                      "userland": result.userland, "accel": result.accel, "console_log": str(console_log)})
+        say(f"   boottest: {firmware}: ZFS self-test passed (Linux {result.kernel}, ZFS {result.zfs}, "
+            f"userland {result.userland}, {result.accel})")
     atomic.write_text(result_file(build), json.dumps({
-        "outcome": "passed", "kernel": result.kernel, "zfs": result.zfs, "accel": result.accel,
-        "console_log": str(result.console_log)}, indent=2))
-    say(f"   boottest: ZFS self-test passed (Linux {result.kernel}, ZFS {result.zfs}, {result.accel})")
+        "outcome": "passed", "kernel": boots[0]["kernel"], "zfs": boots[0]["zfs"], "boots": boots}, indent=2))
 
 
 @create_after(executed="specs")
 def task_boottest():
-    """Boot the ISO in QEMU and run its ZFS self-test (pool, dataset, export, import)."""
+    """Boot the ISO in QEMU (BIOS and UEFI) and run its ZFS self-test on a scratch disk."""
     build = context.current()
     if not boot_test_wanted(build):
         return

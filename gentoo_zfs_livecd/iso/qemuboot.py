@@ -1,14 +1,13 @@
-"""Boot a built ISO headless in QEMU and read the ZFS self-test verdict from its serial console.
+"""Boot a built ISO headless in QEMU, the way a user boots it, and read the ZFS self-test verdict.
 
-The ISO's live root carries /etc/local.d/zfs-selftest.start, which acts only when the kernel
-command line holds `zfs_selftest`. We boot the kernel and initramfs of the ISO's first GRUB
-menu entry directly (-kernel/-initrd) with that entry's arguments plus a serial console and the
-flag, attach a sparse scratch disk as the first virtio disk, and watch the console for
+QEMU starts on the ISO itself, through its own boot loader: SeaBIOS with the ISO as a CD, OVMF
+(UEFI) with the ISO as a CD, or the ISO as a USB stick (its hybrid image). A sparse scratch disk
+with the serial `zfs-selftest` is attached; the CD's /etc/local.d/zfs-selftest.start sees it and
+runs, so the boot line needs no editing. The script writes its verdict to the first serial port,
+which QEMU records:
 
-    ZFS-SELFTEST PASS kernel=<release> zfs=<version>
+    ZFS-SELFTEST PASS kernel=<release> zfs=<module version> userland=<userland version>
     ZFS-SELFTEST FAIL <step>: <message>
-
-or a kernel panic.
 """
 import codecs
 import io
@@ -24,10 +23,7 @@ from gentoo_zfs_livecd.atomic import replacing, write_bytes
 from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.iso.grubcfg import GRUB_CFG, BootEntry, first_entry
 
-SELFTEST_FLAG = "zfs_selftest"
-EXTRA_BOOT_ARGS = ("console=ttyS0,115200", "rd.shell=0", SELFTEST_FLAG)
-# dokeymap makes the initramfs wait at a keymap prompt.
-DROPPED_BOOT_ARGS = frozenset({"dokeymap"})
+SCRATCH_SERIAL = "zfs-selftest"
 QEMU_PACKAGE = "qemu-system-x86"
 ACCEL_MODES = ("auto", "kvm", "tcg")
 TAIL_LINES = 40
@@ -35,18 +31,31 @@ TAIL_LINES = 40
 PANIC_GRACE_S = 3.0
 POLL_INTERVAL_S = 0.2
 
-# Probing KVM with a real-mode boot sector is not enough: on some hosts that runs while a
-# 64-bit kernel hangs right after its real-mode setup. So the probe boots the kernel under
-# test (no initrd, no root) and waits for its banner.
+# Probing KVM with a real-mode boot sector is not enough: on some hosts that runs while a 64-bit
+# kernel hangs right after its real-mode setup. So the probe boots the ISO's kernel (no initrd)
+# under KVM and under TCG side by side and waits for its banner. Working KVM prints it long before
+# TCG does however loaded the machine is; KVM still silent when TCG has taken twice its own time
+# (at least KVM_GRACE_S) is broken. No fixed limit: a slow machine only makes both slower.
 _KERNEL_BANNER = b"Linux version"
-PROBE_TIME_LIMIT_S = 10.0
+KVM_GRACE_S = 5.0
+PROBE_CAP_S = 600.0
+FIRMWARES = ("bios", "uefi")
+MEDIA = ("cdrom", "usb")
+# Debian 12's ovmf package (its files as installed on the CI machine) and Gentoo's
+# sys-firmware/edk2-bin (gentoo/gentoo sys-firmware/edk2-bin/edk2-bin-202605.ebuild at 0a25b968:
+# /usr/share/edk2/OvmfX64/, with OVMF_CODE.fd and OVMF_VARS.fd).
+OVMF_PAIRS = (
+    ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
+    ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
+    ("/usr/share/edk2/OvmfX64/OVMF_CODE.fd", "/usr/share/edk2/OvmfX64/OVMF_VARS.fd"),
+)
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _RESULT = re.compile(r"ZFS-SELFTEST\s+(PASS|FAIL)\b\s*(.*)", re.IGNORECASE)
 # `$` is excluded so an echoed copy of the script source ("kernel=$(uname -r)") is no verdict,
 # `[` because a printk timestamp may follow the value without a space.
-_PASS_FIELD = re.compile(r"\b(kernel|zfs)=([^\s$[]+)")
+_PASS_FIELD = re.compile(r"\b(kernel|zfs|userland)=([^\s$[]+)")
 _FAIL_DETAIL = re.compile(r"([\w.-]+)\s*:\s*(.*)")
 _PANIC = re.compile(r"Kernel panic - not syncing:?\s*(.*)")
 
@@ -59,6 +68,7 @@ class ConsoleVerdict:
     line: str = ""
     kernel: str = ""
     zfs: str = ""
+    userland: str = ""
     step: str = ""
     message: str = ""
 
@@ -68,10 +78,13 @@ NO_VERDICT = ConsoleVerdict("none")
 
 @dataclass(frozen=True)
 class BootResult:
-    """A passed boot test: facts from the PASS line, the acceleration used, and how QEMU ended."""
+    """A passed boot test: facts from the PASS line, how it was booted, and how QEMU ended."""
 
     kernel: str
     zfs: str
+    userland: str
+    firmware: str
+    media: str
     accel: str
     console_log: Path
     powered_off: bool
@@ -101,8 +114,9 @@ def line_verdict(line: str) -> ConsoleVerdict:
         shown = f"ZFS-SELFTEST {word} {rest}".strip()
         if word == "PASS":
             fields = dict(_PASS_FIELD.findall(rest))
-            if "kernel" in fields and "zfs" in fields:
-                return ConsoleVerdict("pass", shown, kernel=fields["kernel"], zfs=fields["zfs"])
+            if {"kernel", "zfs", "userland"} <= fields.keys():
+                return ConsoleVerdict("pass", shown, kernel=fields["kernel"], zfs=fields["zfs"],
+                                      userland=fields["userland"])
             return NO_VERDICT
         detail = _FAIL_DETAIL.match(rest)
         if detail:
@@ -129,10 +143,6 @@ def console_tail(text: str, count: int = TAIL_LINES) -> list[str]:
     return [line for line in lines if line][-count:]
 
 
-def selftest_boot_args(entry_args) -> str:
-    """The entry's arguments without the interactive ones, plus serial console, rd.shell=0 and the flag."""
-    kept = [arg for arg in entry_args if arg not in DROPPED_BOOT_ARGS]
-    return " ".join(kept + [arg for arg in EXTRA_BOOT_ARGS if arg not in kept])
 
 
 def _iso_lookup(iso_obj, path: str) -> dict:
@@ -221,11 +231,7 @@ def _qemu_opt_path(path) -> str:
     return str(path).replace(",", ",,")
 
 
-def kernel_starts(qemu: str, accel: str, kernel, work_dir, time_limit: float = PROBE_TIME_LIMIT_S) -> bool:
-    """Whether `kernel` prints its banner on the serial port under `accel` within time_limit seconds."""
-    work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    serial_log = work_dir / f"{accel}-probe.log"
+def _start_probe(qemu: str, accel: str, kernel, serial_log: Path) -> subprocess.Popen:
     serial_log.write_bytes(b"")
     argv = [
         qemu, "-accel", accel, "-cpu", "max", "-m", "256", "-nodefaults", "-no-user-config",
@@ -233,44 +239,90 @@ def kernel_starts(qemu: str, accel: str, kernel, work_dir, time_limit: float = P
         "-serial", f"file:{_qemu_opt_path(serial_log)}",
         "-kernel", str(kernel), "-append", "console=ttyS0,115200 panic=-1",
     ]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + time_limit
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def accel_starts_kernel(qemu: str, kernel, work_dir, *, candidate: str = "kvm", reference: str = "tcg",
+                        cap: float = PROBE_CAP_S) -> bool:
+    """Whether `kernel` prints its banner under `candidate` before `reference` has taken twice its time."""
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    logs = {role: work_dir / f"{role}-probe.log" for role in ("candidate", "reference")}
+    procs = {"candidate": _start_probe(qemu, candidate, kernel, logs["candidate"]),
+             "reference": _start_probe(qemu, reference, kernel, logs["reference"])}
+    started = time.monotonic()
+    deadline = started + cap
     try:
         while True:
-            exited = proc.poll() is not None
-            if _KERNEL_BANNER in serial_log.read_bytes():
+            candidate_exited = procs["candidate"].poll() is not None
+            if _KERNEL_BANNER in logs["candidate"].read_bytes():
                 return True
-            if exited or time.monotonic() >= deadline:
+            if candidate_exited:
+                return False
+            if _KERNEL_BANNER in logs["reference"].read_bytes():
+                reference_took = time.monotonic() - started
+                deadline = min(deadline, started + max(2 * reference_took, reference_took + KVM_GRACE_S))
+            if time.monotonic() >= deadline:
                 return False
             time.sleep(POLL_INTERVAL_S)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
 
 
-def choose_accel(mode: str, qemu: str, kernel, work_dir) -> str:
-    """"kvm" or "tcg". auto picks KVM only if /dev/kvm is usable and `kernel` really starts under it."""
+def choose_accel(mode: str, qemu: str, iso, work_dir) -> str:
+    """"kvm" or "tcg". auto picks KVM only if /dev/kvm is usable and the ISO's kernel really starts under it."""
     if mode not in ACCEL_MODES:
         raise UserError(f"boot test acceleration {mode!r} is not one of {', '.join(ACCEL_MODES)}; pick one of them")
     if mode != "auto":
         return mode
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "tcg"
-    return "kvm" if kernel_starts(qemu, "kvm", kernel, work_dir) else "tcg"
+    kernel, _ = extract_boot_files(iso, read_boot_entry(iso), Path(work_dir) / "probe")
+    return "kvm" if accel_starts_kernel(qemu, kernel, work_dir) else "tcg"
 
 
-def qemu_command(qemu: str, *, accel: str, memory_mb: int, cpus: int, iso, scratch, kernel, initrd,
-                 append: str, serial_log) -> list[str]:
-    """argv for a headless boot: serial console to serial_log, ISO as CD, scratch as first virtio disk."""
-    return [
+def find_ovmf(pairs=OVMF_PAIRS) -> tuple[Path, Path]:
+    """OVMF's code and variable-store images, or a UserError naming the package to install."""
+    for code, variables in pairs:
+        if Path(code).is_file() and Path(variables).is_file():
+            return Path(code), Path(variables)
+    raise UserError("no OVMF firmware for the UEFI boot test: install the Debian package ovmf "
+                    "(Gentoo: sys-firmware/edk2-bin)")
+
+
+def qemu_command(qemu: str, *, accel: str, memory_mb: int, cpus: int, iso, scratch, serial_log,
+                 firmware: str = "bios", media: str = "cdrom", ovmf: tuple[Path, Path] | None = None) -> list[str]:
+    """argv for a headless boot of the ISO through its boot loader, serial port to serial_log.
+
+    firmware: "bios" (SeaBIOS) or "uefi" (ovmf = (code, writable copy of the variable store)).
+    media: the ISO as a "cdrom" or as a "usb" stick. scratch: raw image attached as a virtio
+    disk with the serial zfs-selftest, or None.
+    """
+    if firmware not in FIRMWARES or media not in MEDIA:
+        raise UserError(f"boot test firmware {firmware!r}/media {media!r}: use one of {FIRMWARES} / {MEDIA}")
+    argv = [
         qemu, "-accel", accel, "-cpu", "max", "-smp", str(cpus), "-m", str(memory_mb),
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-nic", "none",
         "-monitor", "none", "-serial", f"file:{_qemu_opt_path(serial_log)}",
-        "-drive", f"file={_qemu_opt_path(iso)},media=cdrom,readonly=on,if=ide",
-        "-drive", f"file={_qemu_opt_path(scratch)},format=raw,if=virtio",
-        "-kernel", str(kernel), "-initrd", str(initrd), "-append", append,
     ]
+    if firmware == "uefi":
+        code, variables = ovmf
+        argv += ["-drive", f"if=pflash,format=raw,readonly=on,file={_qemu_opt_path(code)}",
+                 "-drive", f"if=pflash,format=raw,file={_qemu_opt_path(variables)}"]
+    if media == "cdrom":
+        argv += ["-drive", f"file={_qemu_opt_path(iso)},media=cdrom,readonly=on,if=none,id=iso",
+                 "-device", "ide-cd,drive=iso,bootindex=0"]
+    else:
+        argv += ["-device", "qemu-xhci",
+                 "-drive", f"file={_qemu_opt_path(iso)},format=raw,readonly=on,if=none,id=iso",
+                 "-device", "usb-storage,drive=iso,bootindex=0"]
+    if scratch is not None:
+        argv += ["-drive", f"file={_qemu_opt_path(scratch)},format=raw,if=none,id=scratch",
+                 "-device", f"virtio-blk-pci,drive=scratch,serial={SCRATCH_SERIAL}"]
+    return argv
 
 
 @dataclass
@@ -326,29 +378,33 @@ def _failure_message(watch: _Watch, timeout: float, qemu_stderr: str, console_lo
     return f"boot test failed: {what} (console log: {console_log})"
 
 
-def run_boot_test(iso, work_dir, console_log, *, timeout: float = 900, accel: str = "auto",
-                  qemu: str = "qemu-system-x86_64", memory_mb: int = 2048, cpus: int = 2,
-                  scratch_size_mb: int = 1024, poweroff_grace: float = 60) -> BootResult:
-    """Boot the ISO with the ZFS self-test flag and return the PASS facts.
+def run_boot_test(iso, work_dir, console_log, *, firmware: str = "bios", media: str = "cdrom",
+                  timeout: float = 900, accel: str = "auto", qemu: str = "qemu-system-x86_64",
+                  memory_mb: int = 2048, cpus: int = 2, scratch_size_mb: int | None = 1024,
+                  poweroff_grace: float = 60) -> BootResult:
+    """Boot the ISO through its boot loader with the scratch disk attached and return the PASS facts.
 
-    Raises UserError when QEMU or the ISO is unusable, BootTestError (a UserError carrying the
-    console tail) for a FAIL line, a kernel panic, an early QEMU exit or the timeout.
-    The console log is always written to console_log.
+    Raises UserError when QEMU, OVMF or the ISO is unusable, BootTestError (a UserError carrying
+    the console tail) for a FAIL line, an early QEMU exit or the timeout. The serial console is
+    always written to console_log. QEMU never outlives this call.
     """
     qemu_path = find_qemu(qemu)
     iso, work_dir, console_log = Path(iso), Path(work_dir), Path(console_log)
     if not iso.is_file():
         raise UserError(f"{iso}: ISO not found; build it first or pass the right path")
     work_dir.mkdir(parents=True, exist_ok=True)
-    entry = read_boot_entry(iso)
-    kernel, initrd = extract_boot_files(iso, entry, work_dir)
-    scratch = create_scratch_disk(work_dir / "scratch.img", scratch_size_mb)
-    chosen = choose_accel(accel, qemu_path, kernel, work_dir)
+    ovmf = None
+    if firmware == "uefi":
+        code, variables = find_ovmf()
+        ovmf = (code, work_dir / "ovmf-vars.fd")
+        shutil.copyfile(variables, ovmf[1])
+    scratch = None if scratch_size_mb is None else create_scratch_disk(work_dir / "scratch.img", scratch_size_mb)
+    chosen = choose_accel(accel, qemu_path, iso, work_dir)
     serial_log = work_dir / "serial.log"
     serial_log.write_bytes(b"")
     stderr_path = work_dir / "qemu.stderr"
     argv = qemu_command(qemu_path, accel=chosen, memory_mb=memory_mb, cpus=cpus, iso=iso, scratch=scratch,
-                        kernel=kernel, initrd=initrd, append=selftest_boot_args(entry.args), serial_log=serial_log)
+                        serial_log=serial_log, firmware=firmware, media=media, ovmf=ovmf)
     with open(stderr_path, "wb") as stderr:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
     try:
@@ -356,11 +412,12 @@ def run_boot_test(iso, work_dir, console_log, *, timeout: float = 900, accel: st
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+        proc.wait()
         _keep_log(serial_log, console_log)
     if watch.verdict.outcome == "pass":
-        return BootResult(kernel=watch.verdict.kernel, zfs=watch.verdict.zfs, accel=chosen,
-                          console_log=console_log, powered_off=watch.exited)
+        return BootResult(kernel=watch.verdict.kernel, zfs=watch.verdict.zfs, userland=watch.verdict.userland,
+                          firmware=firmware, media=media, accel=chosen, console_log=console_log,
+                          powered_off=watch.exited)
     message = _failure_message(watch, timeout, stderr_path.read_text(errors="replace"), console_log)
     raise BootTestError(message, console_log, console_tail(watch.text), powered_off=watch.exited)
 
