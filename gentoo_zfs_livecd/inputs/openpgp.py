@@ -214,3 +214,18 @@ class Signer:
         """(exported public key, primary fingerprint) of the key that made `signed`."""
         primary = self.handle.list_keys(keys=[signed.fingerprint])[0]["fingerprint"]
         return self.handle.export_keys(primary).encode(), primary
+
+
+def signing_expiry(keyring, fingerprint: str) -> int | None:
+    """When the pinned key can no longer make valid signatures: the latest expiry (Unix time)
+    among its signing-capable primary and subkeys that are valid now; None when one of them
+    never expires. Read from python-gnupg's key listing (its `cap`, `trust` and `expires`)."""
+    pinned = normalise_fingerprint(fingerprint)
+    with private_home(keyring, fingerprint) as handle:
+        key = next(key for key in handle.list_keys() if key["fingerprint"].upper() == pinned)
+        parts = [key, *key.get("subkey_info", {}).values()]
+        signing = [part for part in parts if "s" in part.get("cap", "") and part.get("trust") not in ("r", "e")]
+        ends = [int(part["expires"]) if part.get("expires") else None for part in signing]
+    if not ends:
+        return 0  # it can sign nothing now
+    return None if None in ends else max(ends)

@@ -44,6 +44,7 @@ class BuildEvent:
     iso_name: str | None = None
     start: str | None = None
     end: str | None = None
+    warnings: tuple = ()              # what needs doing although the build went on (one line each)
 
 
 def notify(settings: dict, event) -> list[str]:
@@ -101,6 +102,7 @@ def body(event: BuildEvent, tail: list[str]) -> str:
     facts = [("Outcome", event.outcome), ("Failed task", event.failed_task),
              ("ISO", event.iso_name), ("Started", event.start), ("Ended", event.end)]
     lines = [f"{name}: {value}" for name, value in facts if value]
+    lines += [f"Warning: {warning}" for warning in event.warnings]
     if event.log_path:
         lines += ["", "End of the log:", "", *tail, "",
                   f"Full build log at {event.log_path}"]

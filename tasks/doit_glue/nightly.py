@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -64,13 +65,13 @@ def notification_settings(build) -> dict:
     }
 
 
-def tell(build, outcome, failed_task, log_path, start) -> list:
+def tell(build, outcome, failed_task, log_path, start, warnings=()) -> list:
     """Notify the configured people; delivery problems are returned, never raised."""
     if build.rehearsal:
         return []
     from gentoo_zfs_livecd.nightly import notify
     event = notify.BuildEvent(outcome=outcome, log_path=str(log_path), failed_task=failed_task,
-                              iso_name=build.paths.iso_name, start=start, end=now())
+                              iso_name=build.paths.iso_name, start=start, end=now(), warnings=tuple(warnings))
     return notify.notify(notification_settings(build), event)
 
 
@@ -288,11 +289,40 @@ def night(config_path, rehearse, build, start, log_path, label) -> int:
         print(f"{label}up to date: {build.paths.iso_name}")
     else:
         print(f"{label}published: {build.paths.publish_dir / pins.read(build.paths.pin('published'))['release']}")
-    problems = ([problem] if problem else []) + (
-        tell(build, "succeeded", None, log_path, start) if build.get("notify.on_success") or problem else [])
+    warnings = ([problem] if problem else []) + expiring_keys(build)
+    problems = warnings + (tell(build, "succeeded", None, log_path, start, warnings)
+                           if build.get("notify.on_success") or warnings else [])
     for line in problems:
         print(f"{label}{line}")
     return 4 if problem else 0
+
+
+# Gentoo renews its signing keys ahead of their expiry; a month leaves time to update the keyring.
+KEY_WARNING_DAYS = 28
+
+
+def expiring_keys(build, now_epoch: float | None = None) -> list:
+    """One line per pinned key that stops signing within KEY_WARNING_DAYS (the night went on)."""
+    from gentoo_zfs_livecd.inputs import openpgp
+    if build.rehearsal:
+        return []
+    now_epoch = time.time() if now_epoch is None else now_epoch
+    pinned = [("snapshot", build.get("snapshot.keyring"), build.get("snapshot.fingerprint"))
+              if build.get("snapshot.treeish") == "stable" else None,
+              ("seed", build.get("seed.keyring"), build.get("seed.fingerprint"))
+              if not build.get("seed.file") else None]
+    lines = []
+    for input_name, keyring, fingerprint in filter(None, pinned):
+        try:
+            ends = openpgp.signing_expiry(keyring, fingerprint)
+        except UserError as err:
+            lines.append(f"{input_name}: {err}")
+            continue
+        if ends is not None and ends - now_epoch < KEY_WARNING_DAYS * 86400:
+            day = datetime.datetime.fromtimestamp(ends, datetime.timezone.utc).date()
+            lines.append(f"{input_name}.fingerprint: key {fingerprint} stops signing on {day}: update "
+                         f"{keyring} (sec-keys/openpgp-keys-gentoo-release) before then")
+    return lines
 
 
 def main(argv=None) -> int:
