@@ -17,8 +17,9 @@ SETTINGS = ("arch", "kernel.mode", "kernel.sources", "kernel.version")
 @doit_action
 def check_compat(build) -> None:
     from gentoo_zfs_livecd.kernel import zfscompat
-    sqfs = build.paths.snapshot(build.snapshot_pin["sha"])
-    result = zfscompat.snapshot_compat(sqfs, **zfscompat_arguments(build), ranges_path=ZFS_KERNEL_RANGES)
+    # The pinned commit itself, not its squashfs: that is made only when a stage is built from it.
+    tree = zfscompat.CommitTree(build.paths.bare_repo, build.snapshot_pin["sha"])
+    result = zfscompat.snapshot_compat(tree, **zfscompat_arguments(build), ranges_path=ZFS_KERNEL_RANGES)
     pins.write(build.paths.pin("compat"), dataclasses.asdict(result))
     say(f"   compat: {result.kernel_package}-{result.kernel_version} with "
         f"{result.zfs_package}-{result.zfs_version} (supports Linux {result.linux_min} to {result.linux_max}, "

@@ -1,6 +1,9 @@
-"""`snapshot`: the portage tree as a commit of gentoo.git, pinned, and its Catalyst squashfs."""
+"""`snapshot`: the portage tree as a commit of gentoo.git, pinned.
+
+Catalyst's squashfs of a commit (`catalyst -s`) is made only when a stage is built from that
+commit (tasks/stages.py): a moved tree that no stage must rebuild for runs no Catalyst at all.
+"""
 from gentoo_zfs_livecd import pins
-from gentoo_zfs_livecd.catalyst import render
 from gentoo_zfs_livecd.console import say
 from tasks.doit_glue import context
 from tasks.doit_glue.actions import doit_action
@@ -8,7 +11,7 @@ from tasks.doit_glue.actions import doit_action
 __all__ = ["task_snapshot"]
 
 SETTINGS = ("snapshot.treeish", "snapshot.repo_url", "snapshot.keyring", "snapshot.fingerprint", "snapshot.keep", "rel_type",
-            "catalyst.command", *render.CONF_SETTINGS)
+            "catalyst.command")
 
 
 def resolve(build) -> tuple[str, str]:
@@ -31,31 +34,13 @@ def resolve(build) -> tuple[str, str]:
     return gitrepo.commit_info(bare, sha)
 
 
-def make_squashfs(build, sha: str) -> None:
-    """`catalyst -s <sha>`: Catalyst archives that commit into `<storedir>/snapshots/`."""
-    from gentoo_zfs_livecd.catalyst import runner
-    runner.preflight(build.catalyst, build.rehearsal)
-    log = runner.log_path(build.paths.logs, "snapshot")
-    code = runner.run(build.catalyst.snapshot(sha), log, "snapshot")
-    if code != 0:
-        runner.fail(log, f"snapshot: catalyst -s {sha} exited {code}")
-    if not build.paths.snapshot(sha).is_file():
-        runner.fail(log, f"snapshot: catalyst exited 0 but did not write {build.paths.snapshot(sha)}")
-
-
 @doit_action
 def update_snapshot(build) -> None:
-    from gentoo_zfs_livecd.atomic import write_if_changed
     from gentoo_zfs_livecd.catalyst import runner
     from gentoo_zfs_livecd.inputs import gitrepo
     # Before any network traffic: no Catalyst (or the wrong one) means no build at all.
     runner.preflight(build.catalyst, build.rehearsal)
     sha, date = resolve(build)
-    if not build.paths.snapshot(sha).is_file():
-        # catalyst -s reads runner.conf for its storedir; the specs task rewrites it later.
-        write_if_changed(build.paths.catalyst_conf, render.catalyst_conf(build))
-        write_if_changed(build.paths.catalystrc, render.catalystrc(build))
-        make_squashfs(build, sha)
     pin = {"treeish": build.get("snapshot.treeish"), "sha": sha, "date": date.isoformat(),
            "stamp": gitrepo.stamp_from_date(date)}
     changed = pins.write(build.paths.pin("snapshot"), pin)
@@ -65,9 +50,11 @@ def update_snapshot(build) -> None:
 
 
 def is_current(build, refresh: bool) -> bool:
-    """The pin stands: its squashfs exists, it pins the configured tree-ish, no refresh asked."""
+    """The pin stands: the bare repository has its commit, it pins the configured tree-ish, no
+    refresh asked."""
+    from gentoo_zfs_livecd.inputs import gitrepo
     pin = build.snapshot_pin
-    if pin is None or not build.paths.snapshot(pin["sha"]).is_file():
+    if pin is None or not gitrepo.has_commit(build.paths.bare_repo, pin["sha"]):
         return False
     if pin["treeish"] != build.get("snapshot.treeish"):
         return False
@@ -75,7 +62,7 @@ def is_current(build, refresh: bool) -> bool:
 
 
 def task_snapshot():
-    """Pin the portage tree (gentoo.git commit) and build its squashfs with catalyst -s."""
+    """Pin the portage tree (a gentoo.git commit); its squashfs is made when a stage needs it."""
     build = context.current()
     return {
         "actions": [(update_snapshot, [build.declared(SETTINGS)])],

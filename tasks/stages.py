@@ -61,9 +61,11 @@ def holdings_record(build, stage: str) -> dict:
 
 @doit_action
 def build_stage(build, stage: str, files: list) -> None:
-    from gentoo_zfs_livecd import stamps
+    from gentoo_zfs_livecd import pins, stamps
     from gentoo_zfs_livecd.catalyst import runner
     paths = build.paths
+    commit = pins.read(paths.stage_pin(stage))["snapshot"]
+    runner.ensure_snapshot(build.catalyst, build.rehearsal, commit, paths.snapshot(commit), paths.logs)
     runner.build_stage(
         task=stage, catalyst=build.catalyst, rehearsal=build.rehearsal,
         spec=str(paths.spec(stage)),

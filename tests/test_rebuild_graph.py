@@ -82,7 +82,9 @@ def test_the_cases_touch_the_emulated_tree():
 def test_a_moved_tree_rebuilds_the_stages_it_reaches(project, tmp_path, case):
     changes, rebuilt = CASES[case]
     old, new, output, calls = move(project, tmp_path, changes)
-    assert calls == ["snapshot", *rebuilt]
+    # Catalyst's squashfs of the new commit is made only for a stage built from it.
+    assert calls == (["snapshot", *rebuilt] if rebuilt else [])
+    assert (project.store / "snapshots" / f"gentoo-{new}.sqfs").is_file() == bool(rebuilt)
     for stage in EVERY_STAGE:
         verdict = "rebuild" if stage in rebuilt else "kept"
         assert f"   {stage}: {verdict} (" in output, output
@@ -143,3 +145,16 @@ def test_a_failed_rebuild_is_built_again_and_the_kept_stages_stay(project, tmp_p
     assert project.build() == ["installcd-stage1", "iso"]
     assert spec(project, "stage3")["version_stamp"] == FIRST_STAMP
     assert project.build() == []
+
+
+def test_a_stage_makes_the_squashfs_of_its_commit_when_it_is_missing(project, capsys):
+    """The emulator refuses a spec whose snapshot squashfs is missing, as Catalyst does (it cannot
+    mount it); the stage task makes that squashfs again before it runs Catalyst."""
+    sqfs = project.store / "snapshots" / f"gentoo-{project.sha}.sqfs"
+    sqfs.unlink()
+    conf = next(project.build_dir.rglob("catalyst.conf"))
+    assert emulator.main(["-c", str(conf), "-f", str(project.build_dir / "specs" / "iso.spec")]) != 0
+    assert f"Couldn't mount: {sqfs}" in capsys.readouterr().out
+    (project.store / "builds" / BUILDS / f"install-amd64-zfs-{FIRST_STAMP}.iso").unlink()
+    assert project.build() == ["snapshot", "iso"]
+    assert sqfs.is_file()

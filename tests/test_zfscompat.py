@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -47,10 +48,36 @@ def make_snapshot(directory: Path, packages: dict) -> Path:
             (package_dir / f"{name}-{version}.ebuild").write_text(text)
     (tree / "profiles").mkdir(exist_ok=True)
     (tree / "profiles" / "repo_name").write_text("gentoo\n")
-    sqfs = directory / "gentoo-0123abc.sqfs"
-    subprocess.run(["mksquashfs", str(tree), str(sqfs), "-quiet", "-no-progress", "-noappend"],
-                   check=True)
-    return sqfs
+    return read_back(directory)
+
+
+READER = None  # set for each test by `reader`
+
+
+@pytest.fixture(autouse=True, params=["commit", "squashfs"])
+def reader(request):
+    """Each test reads its tree both ways: at a commit of a git repository, as the compat task
+    does, and from Catalyst's squashfs of it, as the emulator does."""
+    global READER
+    READER = request.param
+
+
+def read_back(directory: Path):
+    """The reader of `directory`/tree: a new commit of it, or a squashfs made of it."""
+    tree = directory / "tree"
+    if READER == "squashfs":
+        sqfs = directory / "gentoo-0123abc.sqfs"
+        subprocess.run(["mksquashfs", str(tree), str(sqfs), "-quiet", "-no-progress", "-noappend"],
+                       check=True)
+        return zfscompat.SquashfsTree(sqfs)
+    people = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+              "GIT_COMMITTER_EMAIL": "t@t"}
+    git = ["git", "-C", str(tree)]
+    subprocess.run([*git, "init", "--quiet"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "--quiet", "-m", "tree"], check=True, env={**os.environ, **people})
+    sha = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    return zfscompat.CommitTree(tree / ".git", sha)
 
 
 BASE_KERNELS = {
@@ -152,38 +179,52 @@ def test_other_arch_keywords(tmp_path):
 
 def test_genkernel_sources_atoms(tmp_path):
     sources = {"6.6.30": "amd64", "6.6.31": "~amd64", "6.12.41": "amd64", "6.13.1": "x86"}
-    sqfs = snapshot(tmp_path, extra={"sys-kernel/gentoo-sources": sources})
-    exact = zfscompat.snapshot_compat(sqfs, "amd64", "=sys-kernel/gentoo-sources-6.6.30",
+    tree = snapshot(tmp_path, extra={"sys-kernel/gentoo-sources": sources})
+    exact = zfscompat.snapshot_compat(tree, "amd64", "=sys-kernel/gentoo-sources-6.6.30",
                                       ranges_path=RANGES)
     assert exact.kernel_version == "6.6.30"
     assert exact.mask_lines == (">sys-kernel/gentoo-sources-6.6.30",)
-    newest = zfscompat.snapshot_compat(sqfs, "amd64", "sys-kernel/gentoo-sources",
+    newest = zfscompat.snapshot_compat(tree, "amd64", "sys-kernel/gentoo-sources",
                                        ranges_path=RANGES)
     assert newest.kernel_version == "6.12.41"
-    testing = zfscompat.snapshot_compat(sqfs, "amd64", "=sys-kernel/gentoo-sources-6.6.31",
+    testing = zfscompat.snapshot_compat(tree, "amd64", "=sys-kernel/gentoo-sources-6.6.31",
                                         ranges_path=RANGES)
     assert testing.kernel_version == "6.6.31"
     with pytest.raises(UserError, match="gentoo-sources-6.6.29 is not in the snapshot"):
-        zfscompat.snapshot_compat(sqfs, "amd64", "=sys-kernel/gentoo-sources-6.6.29",
+        zfscompat.snapshot_compat(tree, "amd64", "=sys-kernel/gentoo-sources-6.6.29",
                                   ranges_path=RANGES)
     with pytest.raises(UserError, match="6.13.1 is not keyworded for amd64"):
-        zfscompat.snapshot_compat(sqfs, "amd64", "=sys-kernel/gentoo-sources-6.13.1",
+        zfscompat.snapshot_compat(tree, "amd64", "=sys-kernel/gentoo-sources-6.13.1",
                                   ranges_path=RANGES)
 
 
 def test_missing_snapshot_and_broken_snapshot(tmp_path):
     with pytest.raises(UserError, match="portage snapshot not found"):
-        zfscompat.snapshot_compat(tmp_path / "gentoo-none.sqfs", "amd64", ranges_path=RANGES)
+        zfscompat.SquashfsTree(tmp_path / "gentoo-none.sqfs")
     junk = tmp_path / "gentoo-junk.sqfs"
     junk.write_bytes(b"not a squashfs" * 100)
     with pytest.raises(UserError, match="unsquashfs cannot list it"):
-        zfscompat.snapshot_compat(junk, "amd64", ranges_path=RANGES)
+        zfscompat.snapshot_compat(zfscompat.SquashfsTree(junk), "amd64", ranges_path=RANGES)
+
+
+def test_a_file_the_tree_lacks_is_named(tmp_path):
+    tree = snapshot(tmp_path)
+    with pytest.raises(UserError, match="sys-fs/zfs/zfs-0.1.ebuild"):
+        tree.read("sys-fs/zfs/zfs-0.1.ebuild")
+
+
+def test_a_commit_the_repository_lacks(tmp_path):
+    repo = tmp_path / "gentoo.git"
+    subprocess.run(["git", "init", "--quiet", "--bare", str(repo)], check=True)
+    missing = zfscompat.CommitTree(repo, "0" * 40)
+    with pytest.raises(UserError, match=r"gentoo.git: sys-kernel/gentoo-kernel at 0000000: git ls-tree failed"):
+        zfscompat.snapshot_compat(missing, "amd64", ranges_path=RANGES)
 
 
 def test_no_zfs_in_snapshot(tmp_path):
-    sqfs = make_snapshot(tmp_path, {"sys-kernel/gentoo-kernel": {"6.12.41": "amd64"}})
+    tree = make_snapshot(tmp_path, {"sys-kernel/gentoo-kernel": {"6.12.41": "amd64"}})
     with pytest.raises(UserError, match=r"no stable \(amd64\) sys-fs/zfs ebuild"):
-        zfscompat.snapshot_compat(sqfs, "amd64", ranges_path=RANGES)
+        zfscompat.snapshot_compat(tree, "amd64", ranges_path=RANGES)
 
 
 def test_check_compat_edges_and_hint():
@@ -271,32 +312,30 @@ def test_mask_lines_for_kernels_without_virtual():
 KMOD_BOUNDS = 'EAPI=8\nMODULES_KERNEL_MAX={high}\nMODULES_KERNEL_MIN={low}\nZFS_KERNEL_COMPAT="${{MODULES_KERNEL_MAX}}"\n'
 
 
-def with_bounds(sqfs_dir, package, version, low, high, zfs=None):
+def with_bounds(directory, package, version, low, high, zfs=None):
     """A snapshot whose `package`-`version` ebuild states the kernel bounds."""
     extra = {}
     if package == "sys-fs/zfs-kmod":
         extra[package] = {version: "amd64"}
-    sqfs = snapshot(sqfs_dir, zfs=zfs, extra=extra)
-    tree = sqfs_dir / "tree" / package / f"{package.split('/')[1]}-{version}.ebuild"
-    tree.write_text(KMOD_BOUNDS.format(low=low, high=high) + tree.read_text())
-    subprocess.run(["mksquashfs", str(sqfs_dir / "tree"), str(sqfs), "-quiet", "-no-progress", "-noappend"],
-                   check=True)
-    return sqfs
+    snapshot(directory, zfs=zfs, extra=extra)
+    ebuild = directory / "tree" / package / f"{package.split('/')[1]}-{version}.ebuild"
+    ebuild.write_text(KMOD_BOUNDS.format(low=low, high=high) + ebuild.read_text())
+    return read_back(directory)
 
 
 def test_bounds_come_from_zfs_kmod_for_2_3(tmp_path):
     # The table says 6.16 for 2.3.4; the ebuild says 6.12: the ebuild wins.
-    sqfs = with_bounds(tmp_path, "sys-fs/zfs-kmod", "2.3.4", "4.18", "6.12")
-    result = zfscompat.snapshot_compat(sqfs, "amd64", kernel_pin="6.12", ranges_path=RANGES)
+    tree = with_bounds(tmp_path, "sys-fs/zfs-kmod", "2.3.4", "4.18", "6.12")
+    result = zfscompat.snapshot_compat(tree, "amd64", kernel_pin="6.12", ranges_path=RANGES)
     assert (result.linux_min, result.linux_max) == ("4.18", "6.12")
     assert result.bounds_from == "sys-fs/zfs-kmod-2.3.4.ebuild"
     with pytest.raises(UserError, match=r"ZFS 2.3.4 supports Linux 4.18 to 6.12; this build selects 6.16.12"):
-        zfscompat.snapshot_compat(sqfs, "amd64", ranges_path=RANGES)
+        zfscompat.snapshot_compat(tree, "amd64", ranges_path=RANGES)
 
 
 def test_bounds_come_from_zfs_itself_from_2_4(tmp_path):
-    sqfs = with_bounds(tmp_path, "sys-fs/zfs", "2.4.9", "5.10", "6.18", zfs={"2.4.9": "amd64"})
-    result = zfscompat.snapshot_compat(sqfs, "amd64", ranges_path=RANGES)
+    tree = with_bounds(tmp_path, "sys-fs/zfs", "2.4.9", "5.10", "6.18", zfs={"2.4.9": "amd64"})
+    result = zfscompat.snapshot_compat(tree, "amd64", ranges_path=RANGES)
     assert (result.zfs_version, result.linux_min, result.linux_max) == ("2.4.9", "5.10", "6.18")
     assert result.bounds_from == "sys-fs/zfs-2.4.9.ebuild"
 

@@ -199,6 +199,21 @@ def resumes(task: str, attempt: dict, inputs: str) -> bool:
             and attempt.get("inputs") == inputs and attempt.get("outcome") == "failed")
 
 
+def ensure_snapshot(catalyst: CatalystArgv, rehearsal: bool, sha: str, sqfs: Path, logs: Path) -> None:
+    """`catalyst -s <sha>` unless its squashfs exists: made only for a stage built from `sha`, so
+    a moved tree that no stage is rebuilt for runs no Catalyst at all."""
+    if sqfs.is_file():
+        return
+    preflight(catalyst, rehearsal)
+    log = log_path(logs, "snapshot")
+    say(f"   snapshot: catalyst -s {sha}; log {log}")
+    code = run(catalyst.snapshot(sha), log, "snapshot")
+    if code != 0:
+        fail(log, f"snapshot: catalyst -s {sha} exited {code}")
+    if not sqfs.is_file():
+        fail(log, f"snapshot: catalyst exited 0 but did not write {sqfs}")
+
+
 def build_stage(task: str, catalyst: CatalystArgv, rehearsal: bool, spec: str, targets: list,
                 inputs: str, attempt_file: str, stamp_store: str, logs: str, history_file: str,
                 record: dict | None = None) -> None:

@@ -2,8 +2,9 @@
 
 Gentoo's zfs-kmod dies in pkg_setup when the kernel is newer than the release's
 Linux-Maximum, hours into a catalyst run. This module answers the question before the run,
-from the same portage snapshot squashfs catalyst will use, and produces the package.mask
-lines that make portage pick exactly the kernel that was checked.
+from the pinned commit of the bare gentoo.git that catalyst's snapshot squashfs is made of
+(or from that squashfs), and produces the package.mask lines that make portage pick exactly
+the kernel that was checked.
 """
 import functools
 import json
@@ -171,47 +172,78 @@ def _check_pin(pin: str, key: str = "kernel.version") -> None:
         raise UserError(f"{key}: {pin!r} is not a kernel version; write e.g. 6.12 or 6.12.41")
 
 
-# --- reading the portage snapshot squashfs -------------------------------------------------
+# --- reading the portage tree ----------------------------------------------------------------
 
-def _unsquashfs(options: list, sqfs: Path, paths: list) -> subprocess.CompletedProcess:
-    if shutil.which("unsquashfs") is None:
-        raise UserError("unsquashfs not found; install squashfs-tools (4.5 or newer)")
-    return subprocess.run(["unsquashfs", *options, str(sqfs), *paths], capture_output=True)
+class SquashfsTree:
+    """The tree in a Catalyst snapshot squashfs, as Catalyst mounts it (the emulator reads this)."""
+
+    def __init__(self, sqfs):
+        self.sqfs = Path(sqfs)
+        if not self.sqfs.is_file():
+            raise UserError(f"{self.sqfs}: portage snapshot not found; run the snapshot step first")
+
+    def __str__(self) -> str:
+        return str(self.sqfs)
+
+    def _unsquashfs(self, options: list, paths: list) -> subprocess.CompletedProcess:
+        if shutil.which("unsquashfs") is None:
+            raise UserError("unsquashfs not found; install squashfs-tools (4.5 or newer)")
+        return subprocess.run(["unsquashfs", *options, str(self.sqfs), *paths], capture_output=True)
+
+    def file_names(self, directory: str) -> list:
+        result = self._unsquashfs(["-lc", "-d", ""], [directory])
+        if result.returncode != 0:
+            message = result.stderr.decode(errors="replace").strip().splitlines() or ["no output"]
+            raise UserError(f"{self.sqfs}: unsquashfs cannot list it: {message[-1]}; fetch the "
+                            f"snapshot again")
+        prefix = f"/{directory}/"
+        return [line[len(prefix):] for line in result.stdout.decode(errors="replace").splitlines()
+                if line.startswith(prefix) and "/" not in line[len(prefix):]]
+
+    def read(self, path: str) -> str:
+        result = self._unsquashfs(["-cat"], [path])
+        if result.returncode != 0:
+            raise UserError(f"{self.sqfs}: cannot read {path}: "
+                            f"{result.stderr.decode(errors='replace').strip()}")
+        return result.stdout.decode(errors="replace")
 
 
-def _require_snapshot(sqfs) -> Path:
-    sqfs = Path(sqfs)
-    if not sqfs.is_file():
-        raise UserError(f"{sqfs}: portage snapshot not found; run the snapshot step first")
-    return sqfs
+class CommitTree:
+    """The tree at a commit of the bare gentoo.git: the facts Catalyst's snapshot of that commit
+    would hold, read before (or without) making it."""
+
+    def __init__(self, bare_repo, sha: str):
+        self.bare_repo, self.sha = bare_repo, sha
+
+    def __str__(self) -> str:
+        return f"commit {self.sha[:12]} of {self.bare_repo}"
+
+    def file_names(self, directory: str) -> list:
+        from gentoo_zfs_livecd.rebuild.tree import list_paths
+        return [path.rsplit("/", 1)[-1] for path in list_paths(self.bare_repo, self.sha, directory)]
+
+    def read(self, path: str) -> str:
+        from gentoo_zfs_livecd.rebuild.tree import read_blob
+        text = read_blob(self.bare_repo, self.sha, path)
+        if text is None:
+            raise UserError(f"{self}: no {path}; pin another commit or fetch this one again")
+        return text
 
 
-def list_ebuild_versions(sqfs, package: str) -> list:
-    """Versions of `category/name` in the snapshot, oldest first (any keywords)."""
-    sqfs = _require_snapshot(sqfs)
-    result = _unsquashfs(["-lc", "-d", ""], sqfs, [package])
-    if result.returncode != 0:
-        message = result.stderr.decode(errors="replace").strip().splitlines() or ["no output"]
-        raise UserError(f"{sqfs}: unsquashfs cannot list it: {message[-1]}; fetch the "
-                        f"snapshot again")
-    prefix = f"/{package}/{package.split('/')[1]}-"
+def list_ebuild_versions(tree, package: str) -> list:
+    """Versions of `category/name` in the tree, oldest first (any keywords)."""
+    prefix = f"{package.split('/')[1]}-"
     versions = []
-    for line in result.stdout.decode(errors="replace").splitlines():
-        if line.startswith(prefix) and line.endswith(".ebuild") and line.count("/") == 3:
-            version = line[len(prefix):-len(".ebuild")]
+    for name in tree.file_names(package):
+        if name.startswith(prefix) and name.endswith(".ebuild"):
+            version = name[len(prefix):-len(".ebuild")]
             if is_version(version):
                 versions.append(version)
     return sorted(versions, key=version_key)
 
 
-def read_ebuild(sqfs, package: str, version: str) -> str:
-    sqfs = _require_snapshot(sqfs)
-    path = f"{package}/{package.split('/')[1]}-{version}.ebuild"
-    result = _unsquashfs(["-cat"], sqfs, [path])
-    if result.returncode != 0:
-        raise UserError(f"{sqfs}: cannot read {path}: "
-                        f"{result.stderr.decode(errors='replace').strip()}")
-    return result.stdout.decode(errors="replace")
+def read_ebuild(tree, package: str, version: str) -> str:
+    return tree.read(f"{package}/{package.split('/')[1]}-{version}.ebuild")
 
 
 def ebuild_keywords(text: str) -> list:
@@ -219,11 +251,11 @@ def ebuild_keywords(text: str) -> list:
     return match.group(2).split() if match else []
 
 
-def stable_versions(sqfs, package: str, arch: str) -> list:
+def stable_versions(tree, package: str, arch: str) -> list:
     """Non-live versions whose KEYWORDS contain `arch` itself (not only `~arch`), oldest first."""
-    return [version for version in list_ebuild_versions(sqfs, package)
+    return [version for version in list_ebuild_versions(tree, package)
             if not _is_live(version)
-            and arch in ebuild_keywords(read_ebuild(sqfs, package, version))]
+            and arch in ebuild_keywords(read_ebuild(tree, package, version))]
 
 
 def select_version(versions: list, atom: Atom | None = None, pin: str | None = None):
@@ -291,13 +323,13 @@ def ebuild_kernel_bounds(text: str) -> tuple:
     return found.get("MODULES_KERNEL_MIN"), found.get("MODULES_KERNEL_MAX") or found.get("ZFS_KERNEL_COMPAT")
 
 
-def snapshot_kernel_range(sqfs, zfs_package: str, zfs_version: str) -> tuple | None:
-    """(linux_min, linux_max, ebuild) from the snapshot's ebuild of `zfs_version` that builds
+def snapshot_kernel_range(tree, zfs_package: str, zfs_version: str) -> tuple | None:
+    """(linux_min, linux_max, ebuild) from the tree's ebuild of `zfs_version` that builds
     zfs.ko, or None when no such ebuild states a maximum."""
     for package in dict.fromkeys((zfs_package, *ZFS_MODULE_PACKAGES)):
-        if zfs_version not in list_ebuild_versions(sqfs, package):
+        if zfs_version not in list_ebuild_versions(tree, package):
             continue
-        low, high = ebuild_kernel_bounds(read_ebuild(sqfs, package, zfs_version))
+        low, high = ebuild_kernel_bounds(read_ebuild(tree, package, zfs_version))
         if high:
             return low or "0", high, f"{package}-{zfs_version}.ebuild"
     return None
@@ -367,14 +399,14 @@ class CompatResult:
     bounds_from: str  # the ebuild the bounds were read from, or the fallback table
 
 
-def _select_kernel(sqfs, arch: str, atom: Atom, pin: str | None, stable: list) -> str:
+def _select_kernel(tree, arch: str, atom: Atom, pin: str | None, stable: list) -> str:
     if atom.operator == "=" and not atom.glob and atom.version not in stable:
-        if atom.version not in list_ebuild_versions(sqfs, atom.package):
+        if atom.version not in list_ebuild_versions(tree, atom.package):
             raise UserError(f"kernel.sources: {atom.package}-{atom.version} is not in the "
-                            f"snapshot {sqfs}; choose a version the snapshot has")
-        if f"~{arch}" not in ebuild_keywords(read_ebuild(sqfs, atom.package, atom.version)):
+                            f"snapshot ({tree}); choose a version the snapshot has")
+        if f"~{arch}" not in ebuild_keywords(read_ebuild(tree, atom.package, atom.version)):
             raise UserError(f"kernel.sources: {atom.package}-{atom.version} is not keyworded "
-                            f"for {arch} in {sqfs}; choose another version")
+                            f"for {arch} in {tree}; choose another version")
         return atom.version
     selected = select_version(stable, atom, pin)
     if selected is None:
@@ -382,33 +414,32 @@ def _select_kernel(sqfs, arch: str, atom: Atom, pin: str | None, stable: list) -
             f"kernel.version {pin}" if pin else None,
             f"atom {atom.operator}{atom.package}-{atom.version}" if atom.operator else None,
         ])) or "no constraint"
-        raise UserError(f"{sqfs}: no stable ({arch}) {atom.package} matches {constraint}; "
+        raise UserError(f"{tree}: no stable ({arch}) {atom.package} matches {constraint}; "
                         f"stable versions there: {', '.join(stable) or 'none'}")
     return selected
 
 
-def snapshot_compat(sqfs_path, arch: str = "amd64", kernel_package="sys-kernel/gentoo-kernel",
+def snapshot_compat(tree, arch: str = "amd64", kernel_package="sys-kernel/gentoo-kernel",
                     kernel_pin: str | None = None, zfs_package="sys-fs/zfs",
                     ranges_path=ZFS_KERNEL_RANGES) -> CompatResult:
     """Resolve the kernel and ZFS versions a build on this snapshot gets and check they fit.
 
-    `kernel_package` is a package or atom (genkernel's kernel.sources, e.g.
+    `tree` is where the snapshot is read: a CommitTree or a SquashfsTree. `kernel_package` is a package or atom (genkernel's kernel.sources, e.g.
     `=sys-kernel/gentoo-sources-6.6.30`); `kernel_pin` is kernel.version (e.g. "6.12").
     Raises UserError when they do not fit, naming the newest kernel that would.
     """
-    sqfs = _require_snapshot(sqfs_path)
     atom = parse_atom(kernel_package)
     if kernel_pin is not None:
         _check_pin(str(kernel_pin))
         kernel_pin = str(kernel_pin)
-    stable_kernels = stable_versions(sqfs, atom.package, arch)
-    kernel_version = _select_kernel(sqfs, arch, atom, kernel_pin, stable_kernels)
-    stable_zfs = stable_versions(sqfs, zfs_package, arch)
+    stable_kernels = stable_versions(tree, atom.package, arch)
+    kernel_version = _select_kernel(tree, arch, atom, kernel_pin, stable_kernels)
+    stable_zfs = stable_versions(tree, zfs_package, arch)
     if not stable_zfs:
-        raise UserError(f"{sqfs}: no stable ({arch}) {zfs_package} ebuild; check zfs_package "
+        raise UserError(f"{tree}: no stable ({arch}) {zfs_package} ebuild; check zfs_package "
                         f"or use a newer snapshot")
     zfs_version = max(stable_zfs, key=version_key)
-    from_ebuild = snapshot_kernel_range(sqfs, zfs_package, zfs_version)
+    from_ebuild = snapshot_kernel_range(tree, zfs_package, zfs_version)
     if from_ebuild:
         linux_min, linux_max, bounds_from = from_ebuild
     else:
@@ -416,7 +447,7 @@ def snapshot_compat(sqfs_path, arch: str = "amd64", kernel_package="sys-kernel/g
         linux_min, linux_max = zfs_kernel_range(zfs_version, ranges)
         bounds_from = f"{ranges.path} (fallback: the snapshot's ZFS ebuilds state no MODULES_KERNEL_MAX)"
     check_fit(zfs_version, kernel_version, (linux_min, linux_max), stable_kernels, atom.package)
-    virtuals = (list_ebuild_versions(sqfs, DIST_KERNEL_VIRTUAL)
+    virtuals = (list_ebuild_versions(tree, DIST_KERNEL_VIRTUAL)
                 if atom.package in DIST_KERNEL_PACKAGES else [])
     return CompatResult(atom.package, kernel_version, zfs_package, zfs_version, linux_min,
                         linux_max, tuple(kernel_mask_lines(atom.package, kernel_version, virtuals)),

@@ -69,6 +69,13 @@ def read_blob(bare_repo, sha: str, path: str) -> str | None:
     return git(bare_repo, "cat-file", "blob", f"{sha}:{path}")
 
 
+def list_paths(bare_repo, sha: str, directory: str) -> tuple:
+    """Repository paths of the entries directly in `directory` at commit `sha` (none when absent)."""
+    out = git(bare_repo, "ls-tree", "--name-only", sha, f"{directory.rstrip('/')}/",
+              what=f"{bare_repo}: {directory} at {sha[:7]}")
+    return tuple(out.splitlines())
+
+
 def is_tree(bare_repo, sha: str, path: str) -> bool:
     done = subprocess.run(["git", "--git-dir", str(bare_repo), "cat-file", "-t", f"{sha}:{path}"],
                           capture_output=True, text=True)
@@ -126,9 +133,8 @@ def md5_cache_eclasses(bare_repo, sha: str, cps) -> dict:
     found = {}
     for cp in sorted(set(cps)):
         category = cp.split("/")[0]
-        listing = git(bare_repo, "ls-tree", "--name-only", sha, f"metadata/md5-cache/{category}/")
         names = set()
-        for path in listing.splitlines():
+        for path in list_paths(bare_repo, sha, f"metadata/md5-cache/{category}"):
             if cp_of_cpv(f"{category}/{path.rsplit('/', 1)[-1]}") != cp:
                 continue
             for line in (read_blob(bare_repo, sha, path) or "").splitlines():

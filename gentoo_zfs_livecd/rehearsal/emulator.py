@@ -258,7 +258,7 @@ def live_root_packages(values: dict, packages: dict) -> dict:
 def write_iso(values: dict, storedir: Path, sqfs: Path, packages: dict) -> None:
     from gentoo_zfs_livecd.kernel import zfscompat
     from gentoo_zfs_livecd.rehearsal import fakeiso
-    compat = zfscompat.snapshot_compat(sqfs)
+    compat = zfscompat.snapshot_compat(zfscompat.SquashfsTree(sqfs))
     release = compat.kernel_version + local_version(values)
     iso = Path(values["livecd/iso"])
     if not iso.is_absolute():
