@@ -110,15 +110,7 @@ def test_what_the_iso_spec_built_and_removed():
         "sys-kernel/gentoo-sources")
 
 
-def test_stored_as_json_and_read_back(tmp_path):
+def test_packages_and_eclasses_held():
     held = Holdings("default/linux/amd64/23.0", dict(PACKAGES), {"sys-kernel/gentoo-kernel": ("kernel-build",)})
-    path = tmp_path / "holdings" / "iso.json"
-    holdings.write(path, held, "iso", "a" * 40)
-    assert holdings.read(path) == held
     assert held.cps == {"sys-apps/baselayout", "sys-libs/glibc", "app-misc/screen", "sys-kernel/gentoo-kernel"}
     assert held.eclasses == {"flag-o-matic", "toolchain-funcs", "pam", "kernel-build"}
-    assert [p.name for p in path.parent.iterdir()] == ["iso.json"]  # no temporary file left
-    assert holdings.read(tmp_path / "missing.json") is None
-    path.write_text("{")
-    with pytest.raises(UserError, match="iso.json: not valid JSON"):
-        holdings.read(path)

@@ -1,6 +1,9 @@
 """A built stage's record: its targets' digests and what it holds, from one read of its tarball."""
 import hashlib
 
+import pytest
+
+from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.rebuild import record
 from gentoo_zfs_livecd.rehearsal import emulator
 
@@ -38,3 +41,11 @@ def test_a_record_of_an_older_format_is_no_record(tmp_path):
     path.write_text('{"format": 1, "stage": "stage1", "snapshot": "a", "profile": "p", "packages": {}, "removed": {}}')
     assert record.read_record(path) is None
     assert record.read_record(tmp_path / "missing.json") is None
+
+
+def test_a_damaged_record_is_one_line_saying_what_to_do(tmp_path):
+    path = tmp_path / "holdings" / "iso.json"
+    path.parent.mkdir()
+    path.write_text("{")
+    with pytest.raises(UserError, match="iso.json: not valid JSON; delete it, the next build of that stage"):
+        record.read_record(path)

@@ -13,7 +13,6 @@ to a thread that decompresses them and walks the tar stream.
 The ISO stage's live root (`image.squashfs`) lacks what `livecd/unmerge` removed after use
 (kernel, dracut, compilers), so its holdings add the spec's unmerge list and kernel packages.
 """
-import json
 import os
 import re
 import subprocess
@@ -22,7 +21,6 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gentoo_zfs_livecd import atomic
 from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.release.hashing import CHUNK, MultiHasher
 
@@ -63,21 +61,6 @@ class Holdings:
         return cls(profile=data["profile"],
                    packages={cpv: tuple(names) for cpv, names in data["packages"].items()},
                    removed={cp: tuple(names) for cp, names in data["removed"].items()})
-
-
-def write(path, holdings: Holdings, stage: str, snapshot: str) -> None:
-    atomic.write_text(path, json.dumps(holdings.to_json(stage, snapshot), indent=1) + "\n")
-
-
-def read(path) -> Holdings | None:
-    """The holdings stored at `path`; None when there are none (or an older format)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        return None
-    except ValueError:
-        raise UserError(f"{path}: not valid JSON; delete it, the next build of that stage writes it again") from None
-    return Holdings.from_json(data) if data.get("format") == FORMAT else None
 
 
 # --- var/db/pkg entries ------------------------------------------------------------------
