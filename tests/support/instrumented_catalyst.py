@@ -16,6 +16,7 @@ from pathlib import Path
 # doit starts this file by its path, from a copy of the project that has no tests/, and without
 # PYTHONPATH: put the checkout holding this file first on the path.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from gentoo_zfs_livecd.catalyst import grammar  # noqa: E402
 from gentoo_zfs_livecd.rehearsal import emulator
 
 
@@ -55,7 +56,7 @@ def main():
 
 def pad_tarballs(spec: Path, storedir: Path, mebibytes: int):
     """Append data to the tarball this spec produced (tar readers stop at the end marker)."""
-    values = emulator.specparse.parse(spec.read_text()).values
+    values = grammar.parse(spec.read_text()).values
     builds = storedir / "builds" / values["rel_type"]
     block = os.urandom(64 * 1024 * 1024)
     for tarball in builds.glob(f"{values['target']}-{values['subarch']}-{values['version_stamp']}.tar*"):
