@@ -46,6 +46,11 @@ def _fingerprint(value):
     return None
 
 
+def _fingerprint_or_any(value):
+    """A pinned key, or `any`: any key of the keyring (the raw gentoo.git's developer keys)."""
+    return None if value == "any" else _fingerprint(value)
+
+
 def _treeish(value):
     if value != "stable" and not re.fullmatch(r"[0-9a-f]{40}", value):
         return ("must be 'stable' or a full 40-digit git commit id (lower-case hexadecimal); "
@@ -154,7 +159,7 @@ SCHEMA = {
     "snapshot.treeish": Field(str, "stable", spec=WORD, check=_treeish),
     "snapshot.repo_url": Field(str, "https://anongit.gentoo.org/git/repo/sync/gentoo.git"),
     "snapshot.keyring": Field("path", RELEASE_KEYRING, spec=PATH),
-    "snapshot.fingerprint": Field(str, SYNC_REPO_KEY, check=_fingerprint),
+    "snapshot.fingerprint": Field(str, SYNC_REPO_KEY, check=_fingerprint_or_any),
     "snapshot.keep": Field(int, 3, check=_at_least(1, " (snapshots kept)")),
     "snapshot.rebuild": Field(str, "relevant", choices=("relevant", "always")),
     "snapshot.full_rebuild_days": Field("int?", 7, check=_at_least_one_day),

@@ -134,3 +134,20 @@ def test_a_snapshot_another_build_pins_is_never_pruned(tmp_path):
     removed = gitrepo.prune_snapshots(tmp_path, keep=1, pinned_sha=shas[3])
     assert sorted(p.name for p in removed) == sorted(f"gentoo-{sha}.sqfs" for sha in shas[1:3])
     assert (tmp_path / f"gentoo-{shas[0]}.sqfs").is_file()
+
+
+def test_any_key_of_the_keyring_may_sign_as_for_the_raw_gentoo_repository(upstream, tmp_path):
+    """`snapshot.fingerprint: any`: commits signed by different developers' keys all verify, as
+    long as gpg finds each key in the keyring; an unsigned commit or an unknown key still fails."""
+    bare = tmp_path / "gentoo.git"
+    for signer in ("release", "other"):  # the fetch is shallow: verify each tip as it comes
+        sha = upstream.commit(sign=signer)
+        assert gitrepo.update_stable(bare, upstream.url) == sha
+        gitrepo.verify_commit(bare, sha, upstream.both_keyring, "any")
+    by_other = sha
+    with pytest.raises(UserError, match="not in the keyring"):
+        gitrepo.verify_commit(bare, by_other, upstream.keyring, "any")
+    unsigned = upstream.commit(sign=None)
+    gitrepo.update_stable(bare, upstream.url)
+    with pytest.raises(UserError, match="not signed"):
+        gitrepo.verify_commit(bare, unsigned, upstream.both_keyring, "any")

@@ -21,7 +21,9 @@ from pathlib import Path
 from gentoo_zfs_livecd.errors import UserError
 
 # No network look-ups for unknown keys; the pinned fingerprint, not the web of trust, decides.
-GPG_CONF = "no-auto-key-retrieve\nno-auto-key-locate\ntrust-model always\n"
+# no-autostart: checking signatures needs no gpg-agent, and one started here would outlive the
+# throw-away home.
+GPG_CONF = "no-auto-key-retrieve\nno-auto-key-locate\ntrust-model always\nno-autostart\n"
 
 # python-gnupg's Verify.problems statuses (gnupg.py 0.5.7, Verify.handle_status) that mean a
 # signature cannot be accepted, as the sentence that says so.
@@ -37,8 +39,15 @@ KEY_PROBLEMS = {
 UNKNOWN_KEY = {"signature error", "no public key"}
 
 
+# Instead of one fingerprint: any primary key of the keyring may sign, as Portage verifies the
+# raw gentoo.git, whose commits each developer signs (sec-keys/openpgp-keys-gentoo-developers).
+ANY_KEY = "any"
+
+
 def normalise_fingerprint(fingerprint: str) -> str:
-    """Upper-case hex without spaces or `0x`; UserError unless it is a full fingerprint."""
+    """Upper-case hex without spaces or `0x` (or ANY_KEY); UserError unless it is a full fingerprint."""
+    if fingerprint == ANY_KEY:
+        return ANY_KEY
     value = re.sub(r"\s+", "", str(fingerprint or "")).upper().removeprefix("0X")
     if not re.fullmatch(r"[0-9A-F]{40}|[0-9A-F]{64}", value):
         raise UserError(f"OpenPGP fingerprint {fingerprint!r} is not a full 40- or 64-digit fingerprint: "
@@ -74,7 +83,9 @@ def private_home(keyring, fingerprint: str):
         (Path(home) / "gpg.conf").write_text(GPG_CONF)
         handle = gpg(home)
         primaries = {fpr.upper() for fpr in handle.import_keys(data).fingerprints}
-        if pinned not in primaries:
+        if not primaries:
+            raise UserError(f"OpenPGP keyring {keyring_name(keyring)} holds no key: use the right key file")
+        if pinned != ANY_KEY and pinned not in primaries:
             raise UserError(f"OpenPGP keyring {keyring_name(keyring)} does not contain the pinned key {pinned}: "
                             "use the right key file or fix the pinned fingerprint")
         yield handle
@@ -98,7 +109,8 @@ def gpg(home):
 
 def require_pinned(result, keyring, fingerprint: str, source) -> None:
     """UserError naming `source` unless python-gnupg's Verify `result` holds only good
-    signatures, at least one, each made by the pinned primary key or one of its subkeys."""
+    signatures, at least one, each made by the pinned primary key or one of its subkeys (with
+    ANY_KEY: by any key of the keyring, which gpg checked)."""
     pinned = normalise_fingerprint(fingerprint)
     if result.problems:
         raise UserError(f"{source}: {problem_sentence(result.problems[0], result, keyring, pinned)}")
@@ -107,7 +119,7 @@ def require_pinned(result, keyring, fingerprint: str, source) -> None:
         raise UserError(f"{source}: not signed (no OpenPGP signature found): "
                         "only data signed by the pinned key is accepted")
     for info in signers:
-        if info["pubkey_fingerprint"].upper() != pinned:
+        if pinned != ANY_KEY and info["pubkey_fingerprint"].upper() != pinned:
             raise UserError(f"{source}: signed by key {info['fingerprint']} (primary {info['pubkey_fingerprint']}), "
                             f"not by the pinned key {pinned}: use data signed by that key or fix the pin")
 

@@ -313,6 +313,8 @@ def expiring_keys(build, now_epoch: float | None = None) -> list:
               if not build.get("seed.file") else None]
     lines = []
     for input_name, keyring, fingerprint in filter(None, pinned):
+        if fingerprint == openpgp.ANY_KEY:
+            continue  # a keyring of many keys: no one key to warn about
         try:
             ends = openpgp.signing_expiry(keyring, fingerprint)
         except UserError as err:
