@@ -4,7 +4,6 @@ Read from doit's command-line variables (`config=PATH`, `rehearse=1`, `refresh=1
 process. Nothing here touches the network or reads big files: `doit list` stays fast.
 """
 import contextlib
-import os
 from functools import cache
 from pathlib import Path
 
@@ -58,13 +57,13 @@ def current() -> project.Build:
 
 
 def _check_writable(folder: Path) -> None:
-    """A build folder doit cannot write to fails at the end of a run, after the work: say so first."""
+    """A build folder doit cannot write to fails at the end of a run, after the work: say so first.
+    The file system reserves the blocks at write(), so a full disk answers without an fsync."""
     import tempfile
     try:
         with tempfile.TemporaryFile(dir=folder) as probe:
             probe.write(b"\0" * 65536)
             probe.flush()
-            os.fsync(probe.fileno())
     except OSError as err:
         raise UserError(f"{folder}: the build folder cannot be written ({err.strerror}); "
                         "free space or make it writable, then run again") from None
