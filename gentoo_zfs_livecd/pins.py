@@ -7,14 +7,21 @@ import json
 from pathlib import Path
 
 from gentoo_zfs_livecd import atomic
+from gentoo_zfs_livecd.errors import UserError
 
 
 def read(path) -> dict | None:
-    """The pin at `path`, or None when it does not exist yet."""
+    """The pin at `path`, or None when it does not exist yet; a damaged one is a UserError."""
     try:
-        return json.loads(Path(path).read_text())
+        value = json.loads(Path(path).read_text())
     except FileNotFoundError:
         return None
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: damaged pin (not a JSON object); delete it and run again "
+                        "(the task that writes it resolves it anew)")
+    return value
 
 
 def write(path, value: dict) -> bool:

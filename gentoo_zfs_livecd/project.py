@@ -23,6 +23,11 @@ def build_dir(path: Path, rehearse: bool) -> Path:
     return (base / "rehearsal" / path.stem) if rehearse else (base / path.stem)
 
 
+def chain(config) -> list:
+    """The stage tasks in build order: the configured stages, then the two install-CD stages."""
+    return list(config.get("stages")) + INSTALL_CD_STAGES
+
+
 class Build(NamedTuple):
     """One build's settings and paths."""
     config: config_module.Config
@@ -38,10 +43,6 @@ class Build(NamedTuple):
         return self._replace(config=self.config.declared(keys))
 
     @property
-    def settings(self) -> dict:
-        return dict(self.config.values)
-
-    @property
     def catalyst(self) -> CatalystArgv:
         """Catalyst's command lines for this build (the emulator's when rehearsing)."""
         command = (sys.executable, str(EMULATOR)) if self.rehearsal else tuple(self.config.get("catalyst.command"))
@@ -52,8 +53,7 @@ class Build(NamedTuple):
         return pins.read(self.paths.pin("snapshot"))
 
     def chain(self) -> list:
-        """The stage tasks in build order: the configured stages, then the two install-CD stages."""
-        return list(self.get("stages")) + INSTALL_CD_STAGES
+        return chain(self.config)
 
     def previous(self, stage: str) -> str | None:
         """The stage whose output seeds `stage` (None: the downloaded or given seed)."""
@@ -75,8 +75,7 @@ def current_stamp(config, snapshot_pin: dict | None) -> str:
 
 def stage_pins(folder: Path, config) -> dict:
     """{stage: pin} of the stages that have a stage pin (what each is built from)."""
-    chain = list(config.get("stages")) + INSTALL_CD_STAGES
-    found = {stage: pins.read(Paths.pin_in(folder, f"stage-{stage}")) for stage in chain}
+    found = {stage: pins.read(Paths.pin_in(folder, f"stage-{stage}")) for stage in chain(config)}
     return {stage: pin for stage, pin in found.items() if pin}
 
 

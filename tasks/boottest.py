@@ -5,7 +5,7 @@ import sys
 
 from doit import create_after
 
-from gentoo_zfs_livecd import atomic
+from gentoo_zfs_livecd import atomic, pins
 from gentoo_zfs_livecd.console import prefix, say
 from gentoo_zfs_livecd.errors import UserError
 from tasks.doit_glue import context
@@ -28,10 +28,8 @@ def result_file(build):
 
 
 def boot_test_result(build) -> dict | None:
-    try:
-        return json.loads(result_file(build).read_text())
-    except FileNotFoundError:
-        return None
+    """The last boot test's result (a small JSON record, read like a pin), or None."""
+    return pins.read(result_file(build))
 
 
 @doit_action

@@ -139,7 +139,8 @@ def test_upload_and_report(project, tmp_path):
     report = project.doit("report", check=True)
     page = project.build_dir / "report" / "index.html"
     assert str(page) in report.stdout
-    assert 'src="durations.png"' in page.read_text() or "durations.png" in page.read_text()
+    assert 'src="durations.png"' in page.read_text()
+    assert (page.parent / "durations.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_a_new_stamp_removes_the_old_stamps_artifacts_but_not_the_seed(project):

@@ -22,7 +22,7 @@ from typing import NamedTuple, Optional
 from gentoo_zfs_livecd.atomic import link_or_copy, symlink
 from gentoo_zfs_livecd.errors import UserError
 from gentoo_zfs_livecd.files import beyond_newest
-from gentoo_zfs_livecd.inputs.openpgp import check_pinned_key, verify_clearsigned
+from gentoo_zfs_livecd.inputs.openpgp import CLEARSIGNED_HEADER, check_pinned_key, verify_clearsigned
 from gentoo_zfs_livecd.release import digestfile
 from gentoo_zfs_livecd.release.hashing import MultiHasher, hash_file
 
@@ -31,7 +31,6 @@ TIMEOUT = (10, 60)  # seconds: connect, then between two reads
 CHUNK = 4 * 1024 * 1024
 MAX_STALLED_RESUMES = 5  # consecutive dropped connections that brought no new byte
 PROGRESS_INTERVAL = 10.0  # seconds between plain progress lines when not on a terminal
-SIGNED_MARK = "-----BEGIN PGP SIGNED MESSAGE-----"
 
 
 class SeedResult(NamedTuple):
@@ -453,7 +452,7 @@ def verify_local_seed(path, keyring=None, fingerprint=None) -> tuple:
     digests_path = path.with_name(path.name + ".DIGESTS")
     if digests_path.is_file():
         text = digests_path.read_text(errors="replace")
-        if keyring and SIGNED_MARK in text:
+        if keyring and CLEARSIGNED_HEADER in text:
             text = verify_clearsigned(text, keyring, fingerprint, digests_path)
         check_digests(actual, expected_digests(text, path.name, digests_path), path.name, digests_path)
     return path.name, path.stat().st_size, actual["sha512"]

@@ -39,6 +39,8 @@ KEY_PROBLEMS = {
 UNKNOWN_KEY = {"signature error", "no public key"}
 
 
+# How a clearsigned document begins (RFC 4880, 7. Cleartext Signature Framework).
+CLEARSIGNED_HEADER = "-----BEGIN PGP SIGNED MESSAGE-----"
 # Instead of one fingerprint: any primary key of the keyring may sign, as Portage verifies the
 # raw gentoo.git, whose commits each developer signs (sec-keys/openpgp-keys-gentoo-developers).
 ANY_KEY = "any"

@@ -15,7 +15,6 @@ from gentoo_zfs_livecd.release import digestfile
 from gentoo_zfs_livecd.release.hashing import hash_file
 
 DEFAULT_ALGORITHMS = ("blake2b", "sha512", "md5", "sha1")
-SIGNED_HEADER = "-----BEGIN PGP SIGNED MESSAGE-----"
 
 
 def sidecar(artifact, suffix: str) -> Path:
@@ -68,7 +67,7 @@ def sign_release(artifact, key: str, gnupg_home=None):
         if not path.is_file():
             raise UserError(f"{path}: missing; write the digests before signing")
         text = path.read_text()
-        if text.startswith(SIGNED_HEADER):
+        if text.startswith(openpgp.CLEARSIGNED_HEADER):
             raise UserError(f"{path}: already clearsigned; write the digests again before signing")
         atomic.write_bytes(path, signer.clearsign(text, path))
         written.append(path)

@@ -40,9 +40,14 @@ class NightlyCommand(Command):
     doc_description = None
 
     def execute(self, params, args):
+        from gentoo_zfs_livecd.errors import UserError
         from tasks.doit_glue.nightly import nightly, stop_on_sigterm
         stop_on_sigterm()
-        return nightly(context.config_path(), context.rehearsal())
+        try:
+            return nightly(context.config_path(), context.rehearsal())
+        except UserError as err:
+            sys.stderr.write(f"{prefix()}ERROR: {err}\n")
+            return 3
 
 
 class ReportCommand(Command):

@@ -21,7 +21,6 @@ from gentoo_zfs_livecd.files import beyond_newest
 from gentoo_zfs_livecd.lock import FileLock, LockTaken, claim_rel_type
 
 DODO = checkout.DODO
-LOG_TAIL = 100
 
 class Tee:
     """Write to the run's log file, and to the terminal when there is one."""
@@ -75,7 +74,7 @@ def tell(build, outcome, failed_task, log_path, start, warnings=()) -> list:
     return notify.notify(notification_settings(build), event)
 
 
-def task_log(build, task: str, fallback: Path) -> Path:
+def task_log(task: str, fallback: Path) -> Path:
     """The failed task's own log (Catalyst's output) when it has one, else the nightly's."""
     candidate = fallback.parent / f"{task}.log"
     return candidate if candidate.is_file() else fallback
@@ -273,10 +272,10 @@ def night(config_path, rehearse, build, start, log_path, label) -> int:
     if code != 0:
         outcome = "interrupted" if TERMINATED and not failed else "failed"
         failed = failed or "nightly"
-        print(f"{label}nightly {outcome} in {failed}; log: {task_log(build, failed, log_path)}")
+        print(f"{label}nightly {outcome} in {failed}; log: {task_log(failed, log_path)}")
         for line in failure_lines():
             print(f"{label}  {line}")
-        problems = tell(build, outcome, failed, task_log(build, failed, log_path), start)
+        problems = tell(build, outcome, failed, task_log(failed, log_path), start)
         record(build, start, outcome, failed, log_path)
         for problem in problems:
             print(f"{label}{problem}")
