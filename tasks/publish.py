@@ -1,7 +1,4 @@
 """`publish`: the verified (and boot-tested) ISO as a release, atomically; never by default."""
-import filecmp
-import os
-from pathlib import Path
 
 from doit import create_after
 
@@ -26,20 +23,12 @@ def require_boot_test(build) -> None:
                         "install QEMU (qemu-system-x86) or set boottest.enabled: false")
 
 
-def same_release(folder: Path, files) -> bool:
-    """Whether `folder` already holds exactly these files (a retried publish of the same build)."""
-    def same(source: Path) -> bool:
-        published = folder / source.name
-        return published.is_file() and (os.path.samefile(published, source)
-                                         or filecmp.cmp(published, source, shallow=False))
-    return folder.is_dir() and all(same(Path(f)) for f in files)
-
-
 def release_name(build, files) -> str:
     """The version stamp; another build of the same stamp (a rebuild) gets `-2`, `-3`, ..."""
+    from gentoo_zfs_livecd.release.publishing import is_same_release
     paths = build.paths
     name, number = paths.version_stamp, 1
-    while (paths.publish_dir / name).exists() and not same_release(paths.publish_dir / name, files):
+    while (paths.publish_dir / name).exists() and not is_same_release(paths.publish_dir / name, files):
         number += 1
         name = f"{paths.version_stamp}-{number}"
     return name

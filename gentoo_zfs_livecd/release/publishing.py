@@ -149,13 +149,17 @@ def require_same_release(final: Path, sources) -> None:
     if final.name not in recorded(final.parent):
         raise UserError(f"{final}: a folder this project did not publish has the release's name; "
                         "move it out of publish.dir or choose another publish.dir")
-    published = sorted(p.name for p in final.iterdir())
-    wanted = sorted(s.name for s in sources)
-    same = published == wanted and all(
-        _same_file(source, final / source.name) for source in sources)
-    if not same:
+    if not is_same_release(final, sources):
         raise UserError(f"{final}: release {final.name} is already published with different files; "
                         "choose a new release name or remove that directory")
+
+
+def is_same_release(folder: Path, sources) -> bool:
+    """Whether `folder` holds exactly these files, with the same content (a retried publish)."""
+    sources = [Path(s) for s in sources]
+    if not folder.is_dir() or sorted(p.name for p in folder.iterdir()) != sorted(s.name for s in sources):
+        return False
+    return all(_same_file(source, folder / source.name) for source in sources)
 
 
 def _same_file(a: Path, b: Path) -> bool:
