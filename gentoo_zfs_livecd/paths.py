@@ -51,9 +51,14 @@ class Paths:
     def builds(self) -> Path:
         return self.storedir / "builds" / self.rel_type
 
+    def unversioned(self, stage: str) -> str:
+        """`<target>-<subarch>`: how Catalyst names a stage's work, cache and artifact folders
+        before the version stamp."""
+        return f"{STAGE_TARGETS[stage]}-{self.subarch}"
+
     def subpath(self, stage: str) -> str:
         """Catalyst's `source_subpath` form of a stage's output: `<rel_type>/<target>-<subarch>-<stamp>`."""
-        return f"{self.rel_type}/{STAGE_TARGETS[stage]}-{self.subarch}-{self.stamp(stage)}"
+        return f"{self.rel_type}/{self.unversioned(stage)}-{self.stamp(stage)}"
 
     def tarball(self, stage: str) -> Path:
         return self.storedir / "builds" / f"{self.subpath(stage)}.{self.tarball_ext}"

@@ -127,7 +127,7 @@ def kernel_caches_dir(build: Build) -> Path:
 
 
 def kernel_cache_prefix(build: Build) -> str:
-    return f"{STAGE_TARGETS['iso']}-{build.get('subarch')}{KERNEL_CACHE_INFIX}"
+    return f"{build.paths.unversioned('iso')}{KERNEL_CACHE_INFIX}"
 
 
 def stale_kernel_caches(build: Build) -> list:

@@ -112,13 +112,12 @@ def remove_old_stamps(build) -> list:
     file it did not build itself: only those with a stamp record). The paths name each stage's
     artifacts by its stage pin, so a stage kept from an older tree keeps its artifacts."""
     from gentoo_zfs_livecd import stamps
-    from gentoo_zfs_livecd.paths import STAGE_TARGETS
     paths = build.paths
     current = {p for stage in build.chain() for p in paths.targets(stage)}
     seed = Path(paths.seed_subpath).name + "."
     removed = []
     for stage in build.chain():
-        for old in paths.builds.glob(f"{STAGE_TARGETS[stage]}-{paths.subarch}-*"):
+        for old in paths.builds.glob(f"{paths.unversioned(stage)}-*"):
             if old in current or old.name.startswith(seed) or not old.is_file() or old.is_symlink():
                 continue
             if stamps.known(paths.stamps, old) or old.name.endswith(".CONTENTS.gz"):
@@ -194,12 +193,10 @@ def warn_stale_lock(build, holder, label: str) -> None:
 def prune_caches(build) -> list:
     """Catalyst's package, kernel and work folders of targets and stamps this build no longer uses."""
     from gentoo_zfs_livecd.catalyst import render, runner
-    from gentoo_zfs_livecd.paths import STAGE_TARGETS
     paths = build.paths
     in_use = set()
     for stage in build.chain():
-        unversioned = f"{STAGE_TARGETS[stage]}-{paths.subarch}"
-        in_use |= {unversioned, f"{unversioned}-{paths.stamp(stage)}"}
+        in_use |= {paths.unversioned(stage), f"{paths.unversioned(stage)}-{paths.stamp(stage)}"}
     in_use.add(render.iso_pkgcache(build).name)  # the ISO's package cache of this kernel config
     return runner.prune_caches(paths.storedir, paths.rel_type, in_use, build.get("nightly.keep_caches"))
 
